@@ -1,0 +1,283 @@
+"""The engine: owns the clock and runs the day's stages in order.
+
+Each day: acts and their records (``records``), false records and appeals,
+and on scoring days (``(t + 1) % K == 0``): points in effect, the coupled
+score, grades, lists and causes (``scoring``, ``lists``), days under each
+effect, tie cutting, the fear flag, and the effects now in force
+(``effects``). Everything a day uses about a citizen's standing is as of
+the last scoring step, after that step's tie cutting.
+
+:class:`Engine` does ``step()`` (one day) and ``run(until=)``; stages are
+plain functions that never advance time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .effects import EffectState, evaluate_effects
+from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
+from .metrics import DAILY_COUNTERS, step_row
+from .network import Ties, build_ties
+from .population import Population, build_population
+from .records import ActSampler, Catalogue, Ledger, PointBook, draw_acts, false_records
+from .rng import keyed_uniform
+from .scenario import Scenario
+from .scoring import coupled_score, grade_index, own_points, to_milli
+
+
+@dataclass
+class Standing:
+    """Every citizen's standing as of the last scoring step."""
+
+    points: np.ndarray        # own points P
+    score: np.ndarray         # coupled score S
+    grade: np.ndarray         # int8 grade index of S
+    listing: Listing
+    feared: np.ndarray        # an active neighbour is blacklisted
+    side_scores: np.ndarray   # (S, N) side schemes' scores
+    effects: EffectState
+
+
+@dataclass
+class Changes:
+    """Standing changes per step: the compact history of grades and lists."""
+
+    chunks: list[tuple] = field(default_factory=list)
+
+    def add(self, step: int, day: int, ids: np.ndarray, standing: Standing) -> None:
+        if ids.size:
+            lst = standing.listing
+            self.chunks.append((ids.astype(np.int32), np.full(ids.size, step, np.int32), np.full(ids.size, day, np.int32),
+                                standing.grade[ids], lst.black[ids], lst.red[ids], lst.cause[ids]))
+
+
+class Engine:
+    """A running simulation of one scenario and seed.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The validated scenario.
+    seed : int, optional
+        Overrides ``scenario.seed``.
+
+    Examples
+    --------
+    >>> from socialcredit.scenario import load_scenario
+    >>> eng = Engine(load_scenario("scenarios/reference.toml", ["population.size=50"]))
+    >>> eng.run(until=14)
+    >>> eng.day, len(eng.metrics)
+    (14, 2)
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None = None):
+        t0 = time.perf_counter()
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.day = 0
+        self.step_index = 0
+        self.timings: dict[str, float] = {"build": 0.0, "acts": 0.0, "scoring": 0.0}
+        self.population: Population = build_population(scenario, self.seed)
+        self.ties: Ties = build_ties(scenario.network, self.population, self.seed)
+        self.degree_start = self.ties.degree(active_only=False)
+        self.catalogue = Catalogue.of(scenario)
+        self.rules = ListRules.of(scenario)
+        self.samplers = [ActSampler(row) for row in self.population.base_rate]
+        self.boosts: list[ActSampler | None] = [None] * len(scenario.record_types)
+        tracked = [np.array([t in nl.record_types for t in scenario.type_names]) for nl in scenario.lists.named]
+        n, days, n_types = self.population.size, scenario.days, len(scenario.record_types)
+        self.book = PointBook(n, days, self.catalogue, tracked)
+        self.ledger = Ledger()
+        self.daily = {name: np.zeros((days, n_types), dtype=np.int64) for name in DAILY_COUNTERS}
+        self.effect_days = np.zeros((len(scenario.effects), n), dtype=np.int32)
+        self.metrics: list[dict[str, float | int]] = []
+        self.changes = Changes()
+        self.ties_cut_total = 0
+        self.period_start = 0
+        self.cut_p = np.array([k.cut_probability if k.cut_probability is not None else scenario.network.cut_probability
+                               for k in scenario.network.kinds])
+        kinds = [k.name for k in scenario.network.kinds]
+        self._family_kind = kinds.index("family") if "family" in kinds else None
+        self.standing = self._initial_standing()
+        self._update_boosts(self.standing)
+        self.timings["build"] = time.perf_counter() - t0
+
+    # -- the clock -----------------------------------------------------------
+    def step(self) -> None:
+        """Advance one day: acts and records, then score if it is a scoring day."""
+        t = self.day
+        if t >= self.scenario.days:
+            raise RuntimeError(f"the run is over: it has {self.scenario.days} days")
+        t0 = time.perf_counter()
+        self._acts_and_records(t)
+        if self.scenario.system:
+            self._false_records(t)
+        t1 = time.perf_counter()
+        self.timings["acts"] += t1 - t0
+        if (t + 1) % self.scenario.scoring.every_days == 0:
+            self._score(t)
+            self.timings["scoring"] += time.perf_counter() - t1
+        self.day += 1
+        if self.day == self.scenario.days:
+            self._count_effect_days(self.period_start, self.day - 1)
+
+    def run(self, until: int | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+        """Run up to day ``until`` (default: the scenario's last day)."""
+        end = self.scenario.days if until is None else min(until, self.scenario.days)
+        while self.day < end:
+            self.step()
+            if progress is not None:
+                progress(self.day, self.scenario.days)
+
+    # -- stages --------------------------------------------------------------
+    def _initial_standing(self) -> Standing:
+        sc = self.scenario
+        n = self.population.size
+        start = np.full(n, float(sc.scoring.start))
+        grade = grade_index(start, sc.scoring.grades)
+        listing = Listing(black=np.zeros(n, bool), red=np.zeros(n, bool),
+                          cause=np.full(n, CAUSE_NONE, np.int8), named=np.zeros((len(sc.lists.named), n), bool))
+        side = np.array([np.full(n, float(s.start)) for s in sc.schemes]).reshape(len(sc.schemes), n)
+        effects = evaluate_effects(sc, grade, listing, side, self._family_adjacency()) if sc.system else _no_effects(sc, n)
+        return Standing(points=start, score=start.copy(), grade=grade, listing=listing,
+                        feared=np.zeros(n, bool), side_scores=side, effects=effects)
+
+    def _multiplier(self, c: int) -> Callable[[np.ndarray], np.ndarray]:
+        st = self.standing
+        cat = self.catalogue
+
+        def multiplier(ids: np.ndarray) -> np.ndarray:
+            m = cat.deterrence[c, st.grade[ids]]
+            m = m * np.where(st.feared[ids], cat.fear[c], 1.0)
+            return m * st.effects.rate_multiplier[c, ids]
+        return multiplier
+
+    def _acts_and_records(self, t: int) -> None:
+        sc = self.scenario
+        cat = self.catalogue
+        for c in range(len(sc.record_types)):
+            ids, record_u = draw_acts(self.samplers[c], self.boosts[c], self._multiplier(c), self.seed, t, cat.type_keys[c])
+            self.daily["acts"][t, c] = ids.size
+            if not sc.system or ids.size == 0:
+                continue
+            prob = np.minimum(1.0, cat.coverage[c] * self.standing.effects.record_multiplier[cat.agency_of[c], ids])
+            ids = ids[record_u < prob]
+            self.daily["true_records"][t, c] = ids.size
+            if ids.size:
+                self._enter(ids, np.full(ids.size, c, np.int16), t, is_false=False)
+
+    def _false_records(self, t: int) -> None:
+        citizens, types, appealed = false_records(self.scenario, self.catalogue, self.population.starts, self.seed, t)
+        if citizens.size:
+            np.add.at(self.daily["false_records"][t], types, 1)
+            self._enter(citizens, types.astype(np.int16), t, is_false=True, appealed=appealed)
+
+    def _enter(self, citizens: np.ndarray, types: np.ndarray, t: int, is_false: bool,
+               appealed: np.ndarray | None = None) -> None:
+        cat = self.catalogue
+        effective = t + cat.delay[types].astype(np.int64)
+        end = effective + cat.validity[types]
+        overturned = np.full(citizens.size, -1, dtype=np.int64)
+        if appealed is not None:
+            overturn_day = effective + self.scenario.appeals.days
+            overturned = np.where(appealed, overturn_day, -1)
+            end = np.where(appealed, np.minimum(end, overturn_day), end)
+            counted = appealed & (overturn_day < self.scenario.days)
+            np.add.at(self.daily["overturned"], (overturn_day[counted], types[counted]), 1)
+        self.book.schedule(citizens, types, effective, end, is_false)
+        self.ledger.add(citizens, types, t, effective, is_false, overturned)
+
+    def _score(self, t: int) -> None:
+        sc = self.scenario
+        old = self.standing
+        self._count_effect_days(self.period_start, t)
+        self.period_start = t + 1
+        if sc.system:
+            new, iterations = self._new_standing(t)
+            ties_cut = self._cut_ties(new.listing.black, t)
+            new.feared = (self.ties.adjacency @ new.listing.black.astype(np.float64)) > 0
+            new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_adjacency())
+            self._update_boosts(new)
+        else:
+            new, iterations, ties_cut = old, 0, 0
+        changed = np.flatnonzero((new.grade != old.grade) | (new.listing.black != old.listing.black)
+                                 | (new.listing.red != old.listing.red) | (new.listing.cause != old.listing.cause))
+        self.changes.add(self.step_index, t, changed, new)
+        self.standing = new
+        self.metrics.append(step_row(
+            sc, self.population, self.step_index, t, t + 1 - sc.scoring.every_days, new.grade, new.listing,
+            new.score, new.points, self.daily, ties_cut, self.ties_cut_total, int(self.ties.active.sum()),
+            new.effects.applies, new.side_scores, iterations))
+        self.step_index += 1
+
+    def _new_standing(self, t: int) -> tuple[Standing, int]:
+        sc = self.scenario
+        book = self.book
+        book.advance(t)
+        scoring = sc.scoring
+        bounds = (scoring.start, scoring.min, scoring.max)
+        points_true = own_points(book.state_true, *bounds)
+        points = own_points(book.state_true + book.state_false, *bounds)
+        strength = self.ties.weighted_degree()
+        score, iterations = coupled_score(points, self.ties.adjacency, sc.coupling, strength)
+        grade = grade_index(score, scoring.grades)
+        listing = assign_lists(self.rules, grade, grade_index(points_true, scoring.grades),
+                               grade_index(points, scoring.grades), book.serious_true, book.serious_false,
+                               book.tracked)
+        side = np.empty((len(sc.schemes), points.size))
+        for s, scheme in enumerate(sc.schemes):
+            own = own_points(book.side[s], scheme.start, scheme.min, scheme.max)
+            side[s], _ = coupled_score(own, self.ties.adjacency, scheme.coupling, strength)
+        return Standing(points=points, score=score, grade=grade, listing=listing, feared=self.standing.feared,
+                        side_scores=side, effects=self.standing.effects), iterations
+
+    def _cut_ties(self, black: np.ndarray, t: int) -> int:
+        ties = self.ties
+        candidates = np.flatnonzero(ties.active & (black[ties.src] != black[ties.dst]))
+        if candidates.size == 0:
+            return 0
+        u = keyed_uniform(self.seed, "tie_cut", self.step_index, candidates)
+        cut = candidates[u < self.cut_p[ties.kind[candidates]]]
+        ties.cut(cut, t)
+        self.ties_cut_total += cut.size
+        return int(cut.size)
+
+    def _update_boosts(self, st: Standing) -> None:
+        base = self.population.base_rate
+        for c in range(len(self.scenario.record_types)):
+            if not st.effects.rate_raised[c]:
+                self.boosts[c] = None
+                continue
+            full = self.catalogue.deterrence[c, st.grade] * np.where(st.feared, self.catalogue.fear[c], 1.0)
+            full = full * st.effects.rate_multiplier[c]
+            self.boosts[c] = ActSampler(base[c] * np.maximum(full - 1.0, 0.0))
+
+    def _count_effect_days(self, first: int, last: int) -> None:
+        if last >= first and self.effect_days.size:
+            self.effect_days += self.standing.effects.applies.astype(np.int32) * np.int32(last - first + 1)
+
+    def _family_adjacency(self):
+        if self._family_kind is None or not any(e.target == "family" for e in self.scenario.effects):
+            return None
+        adj = self.ties.adjacency.copy()
+        fam = np.zeros(adj.data.size, dtype=bool)
+        is_family = self.ties.kind == self._family_kind
+        fam[self.ties._pos[0, is_family]] = True
+        fam[self.ties._pos[1, is_family]] = True
+        adj.data = np.where(fam, adj.data, 0.0)
+        return adj
+
+
+def _no_effects(scenario: Scenario, n: int) -> EffectState:
+    return EffectState(applies=np.zeros((len(scenario.effects), n), bool),
+                       record_multiplier=np.ones((len(scenario.agencies), n)),
+                       rate_multiplier=np.ones((len(scenario.record_types), n)),
+                       rate_raised=np.zeros(len(scenario.record_types), bool))
+
+
+__all__ = ["Engine", "Standing", "to_milli"]

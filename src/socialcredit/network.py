@@ -1,0 +1,311 @@
+"""The social network: generators, tie kinds, and the weighted adjacency.
+
+Ties are an undirected simple graph stored once per tie (``src < dst``) plus a
+symmetric scipy CSR matrix whose stored values are ``weight * active``. A cut
+sets both stored values of the tie to zero in place, so the sparsity pattern
+never has to be rebuilt. Generators return the tie list; they are vectorised
+(no Python loop over citizens) and draw from the ``network`` stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import ScenarioError
+from .population import Population
+from .rng import stream
+from .scenario import Network
+
+
+@dataclass
+class Ties:
+    """The ties of the city and their state.
+
+    Attributes
+    ----------
+    src, dst : int32 arrays (E,)
+        The two ends of each tie, ``src < dst``.
+    kind : int8 array (E,)
+        Index into ``network.kinds``.
+    weight : float64 array (E,)
+        The tie's weight in the coupling.
+    cut_day : int32 array (E,)
+        Day the tie was cut, -1 while active.
+    adjacency : scipy.sparse.csr_matrix (N, N)
+        Symmetric; stored values are ``weight`` for active ties, 0 for cut ones.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    kind: np.ndarray
+    weight: np.ndarray
+    cut_day: np.ndarray
+    adjacency: sp.csr_matrix
+    _pos: np.ndarray  # (2, E): positions of each tie's two entries in adjacency.data
+
+    @property
+    def n_ties(self) -> int:
+        return int(self.src.shape[0])
+
+    @property
+    def active(self) -> np.ndarray:
+        return self.cut_day < 0
+
+    def degree(self, active_only: bool = True) -> np.ndarray:
+        """Number of (active) ties of each citizen."""
+        mask = self.active if active_only else np.ones(self.n_ties, dtype=bool)
+        n = self.adjacency.shape[0]
+        return (np.bincount(self.src[mask], minlength=n) + np.bincount(self.dst[mask], minlength=n)).astype(np.int32)
+
+    def weighted_degree(self) -> np.ndarray:
+        """Sum of active tie weights of each citizen (row sums of the adjacency)."""
+        return np.asarray(self.adjacency.sum(axis=1)).ravel()
+
+    def cut(self, tie_ids: np.ndarray, day: int) -> None:
+        """Cut ties (they stay cut): record the day and zero their weight."""
+        self.cut_day[tie_ids] = day
+        self.adjacency.data[self._pos[0, tie_ids]] = 0.0
+        self.adjacency.data[self._pos[1, tie_ids]] = 0.0
+
+    def kind_mask(self, kind_index: int) -> np.ndarray:
+        return self.kind == kind_index
+
+
+def build_ties(spec: Network, population: Population, seed: int) -> Ties:
+    """Generate the network of a scenario and wrap it as :class:`Ties`.
+
+    >>> from socialcredit.scenario import load_scenario
+    >>> from socialcredit.population import build_population
+    >>> s = load_scenario("scenarios/reference.toml", ["population.size=200"])
+    >>> ties = build_ties(s.network, build_population(s, 1), 1)
+    >>> bool((ties.src < ties.dst).all()), ties.adjacency.shape
+    (True, (200, 200))
+    """
+    rng = stream(seed, "network")
+    n = population.size
+    if spec.model == "sbm":
+        src, dst = stochastic_block_model(population.group_sizes, spec.k_in, spec.k_out, rng)
+    elif spec.model == "watts_strogatz":
+        src, dst = watts_strogatz(n, spec.k, spec.rewire, rng)
+    elif spec.model == "barabasi_albert":
+        src, dst = barabasi_albert(n, spec.m, rng)
+    else:
+        src, dst = read_edge_list(Path(spec.path or ""), n, rng)
+    shares = np.array([k.share for k in spec.kinds])
+    kind = stream(seed, "tie_kinds").choice(len(shares), size=src.shape[0], p=shares / shares.sum()).astype(np.int8)
+    weights = np.array([k.weight for k in spec.kinds])[kind]
+    return _wrap(src, dst, kind, weights, n)
+
+
+def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, weight: np.ndarray, n: int) -> Ties:
+    e = src.shape[0]
+    rows = np.concatenate([src, dst])
+    cols = np.concatenate([dst, src])
+    order = np.argsort(rows, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    data = np.concatenate([weight, weight])[order]
+    adjacency = sp.csr_matrix((data, cols[order], indptr), shape=(n, n))
+    where = np.empty(2 * e, dtype=np.int64)
+    where[order] = np.arange(2 * e)
+    pos = where.reshape(2, e)
+    return Ties(src=src, dst=dst, kind=kind, weight=weight,
+                cut_day=np.full(e, -1, dtype=np.int32), adjacency=adjacency, _pos=pos)
+
+
+# ---------------------------------------------------------------------------
+# Generators. Each returns (src, dst) int32 with src < dst, no duplicates.
+# ---------------------------------------------------------------------------
+
+def stochastic_block_model(sizes: np.ndarray, k_in: float, k_out: float,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Block model over contiguous groups: ``p_in = k_in/(n_g-1)``, ``p_out = k_out/N``.
+
+    Within each block the number of ties is ``Binomial(n_g(n_g-1)/2, p)`` and
+    the ties are a uniform subset of that size: exactly ``G(n_g, p)``.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n = int(sizes.sum())
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    parts_src, parts_dst = [], []
+    for g, ng in enumerate(sizes):
+        if ng < 2:
+            continue
+        p = min(1.0, k_in / (ng - 1))
+        m = rng.binomial(ng * (ng - 1) // 2, p)
+        keys = _sample_pairs(m, ng, ng, rng, same=True)
+        parts_src.append(starts[g] + keys // ng)
+        parts_dst.append(starts[g] + keys % ng)
+    p_out = min(1.0, k_out / n)
+    for g in range(len(sizes)):
+        for h in range(g + 1, len(sizes)):
+            if sizes[g] == 0 or sizes[h] == 0:
+                continue
+            m = rng.binomial(sizes[g] * sizes[h], p_out)
+            keys = _sample_pairs(m, sizes[g], sizes[h], rng, same=False)
+            parts_src.append(starts[g] + keys // sizes[h])
+            parts_dst.append(starts[h] + keys % sizes[h])
+    return _finish(parts_src, parts_dst)
+
+
+def _sample_pairs(m: int, na: int, nb: int, rng: np.random.Generator, same: bool) -> np.ndarray:
+    """``m`` distinct pairs as keys ``i*nb + j``; for ``same``, unordered with i < j."""
+    keys = np.empty(0, dtype=np.int64)
+    while keys.size < m:
+        k = m - keys.size
+        k += k // 20 + 16
+        i = rng.integers(0, na, size=k, dtype=np.int64)
+        j = rng.integers(0, nb, size=k, dtype=np.int64)
+        if same:
+            keep = i != j
+            i, j = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+        keys = _sorted_unique(np.concatenate([keys, i * nb + j]))
+    if keys.size > m:
+        drop = rng.choice(keys.size, size=keys.size - m, replace=False)
+        keys = np.delete(keys, drop)
+    return keys
+
+
+def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ring of ``n`` citizens each tied to ``k`` nearest, each tie rewired with prob ``p``.
+
+    As in networkx's ``watts_strogatz_graph``: a rewired tie keeps its first end
+    and gets a uniform new end, avoiding self-ties and duplicates (a tie whose
+    new end keeps colliding stays where it was).
+    """
+    if k >= n:
+        raise ScenarioError("network.k", k, f"must be smaller than the population ({n})", "lower k or raise population.size")
+    u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
+    v = (u + np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)) % n
+    rewired = rng.random(u.size) < p
+    target = v.copy()
+    pending = np.flatnonzero(rewired)
+    for _ in range(20):
+        if pending.size == 0:
+            break
+        target[pending] = rng.integers(0, n, size=pending.size)
+        key = np.minimum(u, target) * n + np.maximum(u, target)
+        # a duplicate keeps its first occurrence, unrewired ties first
+        order = np.lexsort((rewired, key))
+        dup = np.zeros(u.size, dtype=bool)
+        sk = key[order]
+        dup[order[1:]] = sk[1:] == sk[:-1]
+        pending = np.flatnonzero(((target == u) | dup) & rewired)
+    target[pending] = v[pending]
+    lo, hi = np.minimum(u, target), np.maximum(u, target)
+    keys = _sorted_unique(lo * n + hi)
+    return _finish([keys // n], [keys % n])
+
+
+def barabasi_albert(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Preferential attachment: each new citizen ties to ``m`` distinct existing ones.
+
+    Starts, like networkx, from a star of ``m + 1`` citizens, and draws targets
+    uniformly from the list of tie ends so far (Batagelj and Brandes, 2005).
+    The first citizens, where repeats are common and shape the hubs, are added
+    one by one as networkx does; the rest are resolved for all citizens at
+    once by pointer jumping, and the rare repeated targets redrawn.
+    """
+    if m >= n:
+        raise ScenarioError("network.m", m, f"must be smaller than the population ({n})", "lower m or raise population.size")
+    n_seq = min(n, max(m + 1, 200 * m))
+    ends = [0] * m + list(range(1, m + 1))  # the star, as a list of tie ends
+    ends_pairs = np.empty(2 * (m + (n - m - 1) * m), dtype=np.int64)
+    ends_pairs[0:2 * m:2] = 0
+    ends_pairs[1:2 * m:2] = np.arange(1, m + 1)
+    pos = 2 * m
+    for v in range(m + 1, n_seq):
+        chosen: list[int] = []
+        while len(chosen) < m:
+            t = ends[int(rng.random() * len(ends))]
+            if t not in chosen:
+                chosen.append(t)
+        for t in chosen:
+            ends_pairs[pos] = v
+            ends_pairs[pos + 1] = t
+            pos += 2
+            ends.extend((v, t))
+    known = pos  # slots below this are fixed; the rest are resolved in bulk
+    e = ends_pairs.size // 2
+    k = np.arange(known // 2, e, dtype=np.int64)
+    source = m + 1 + (k - m) // m
+    limit = 2 * (m + (source - m - 1) * m)  # list length before the source joined
+    ends_pairs[2 * k] = source
+    ref = np.arange(2 * e, dtype=np.int64)
+    redraw = np.arange(k.size)
+    for _ in range(50):
+        ref[2 * k[redraw] + 1] = (rng.random(redraw.size) * limit[redraw]).astype(np.int64)
+        ptr = ref
+        while True:  # pointer jumping until every slot points at a known one
+            nxt = ptr[ptr]
+            if np.array_equal(nxt, ptr):
+                break
+            ptr = nxt
+        value = ends_pairs[ptr]
+        targets = value[2 * k + 1].reshape(-1, m)
+        order = np.argsort(targets, axis=1)
+        srt = np.take_along_axis(targets, order, axis=1)
+        dup = np.zeros(targets.shape, dtype=bool)
+        np.put_along_axis(dup, order[:, 1:], srt[:, 1:] == srt[:, :-1], axis=1)
+        redraw = np.flatnonzero(dup.ravel())
+        if redraw.size == 0:
+            break
+    lo = value[0::2]
+    hi = value[1::2]
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    keys = _sorted_unique((lo * n + hi)[lo != hi])
+    return _finish([keys // n], [keys % n])
+
+
+def read_edge_list(path: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Load a public, anonymous edge list (two columns of node labels).
+
+    Lines starting with ``#`` or ``%`` are comments; columns are separated by
+    whitespace or commas. Node labels are mapped onto citizens in random order,
+    so groups are not tied to the file's numbering. Self-ties and duplicates
+    are dropped. Only the topology is read: attributes are always generated.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ScenarioError("network.path", str(path), f"cannot read the edge list ({exc.strerror})", "check the path") from None
+    pairs = []
+    for no, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line[0] in "#%":
+            continue
+        cells = line.replace(",", " ").split()
+        if len(cells) < 2:
+            raise ScenarioError("network.path", f"{path}:{no}", "each line needs two node labels", "fix or remove that line")
+        pairs.append((cells[0], cells[1]))
+    if not pairs:
+        raise ScenarioError("network.path", str(path), "the edge list has no ties", "use a file with one tie per line")
+    labels, inverse = np.unique(np.array(pairs).ravel(), return_inverse=True)
+    if labels.size > n:
+        raise ScenarioError("population.size", n, f"smaller than the {labels.size} nodes of {path.name}",
+                            f"set population.size to at least {labels.size}")
+    place = rng.permutation(n)[: labels.size]
+    ends = place[inverse.reshape(-1, 2)]
+    lo, hi = ends.min(axis=1), ends.max(axis=1)
+    keys = _sorted_unique((lo * n + hi)[lo != hi])
+    return _finish([keys // n], [keys % n])
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort and a diff: faster than np.unique's hash here)."""
+    keys = np.sort(keys)
+    if keys.size:
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    return keys
+
+
+def _finish(parts_src: list[np.ndarray], parts_dst: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts_src:
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
+    src = np.concatenate(parts_src).astype(np.int32)
+    dst = np.concatenate(parts_dst).astype(np.int32)
+    return src, dst

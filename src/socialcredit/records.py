@@ -1,0 +1,211 @@
+"""The data platform: acts, the records agencies make of them, and the ledger.
+
+Acts of a type on a day are drawn as one Poisson count at the *base* rates
+(``r_c u m``, which no rule changes), then the citizens who act in proportion
+to those rates; each candidate act is kept with probability equal to its rate
+multiplier (deterrence, fear, sanctions; thinning), and multipliers above 1
+add a second Poisson stream. The cost grows with acts, not citizen-days, and
+the same citizen draws the same candidate acts in any two runs of one city.
+
+The :class:`Ledger` holds every record; the :class:`PointBook` turns records
+into per-citizen sums of points in effect, by applying each record's start
+and end as dated events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rng import name_key, stream
+from .scenario import Scenario
+from .scoring import to_milli
+
+
+@dataclass
+class Catalogue:
+    """The scenario's record types and agencies as arrays, indexed by type."""
+
+    agency_of: np.ndarray        # int16 (C,)
+    coverage: np.ndarray         # float64 (C,) q of the recording agency
+    delay: np.ndarray            # int32 (C,)
+    validity: np.ndarray         # int32 (C,)
+    serious: np.ndarray          # bool (C,)
+    points_milli: np.ndarray     # int64 (S+1, C): state scheme first, then side schemes
+    deterrence: np.ndarray       # float64 (C, G) by grade index
+    fear: np.ndarray             # float64 (C,)
+    type_keys: list[int]         # stable stream keys of the type names
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> Catalogue:
+        agencies = {a.name: i for i, a in enumerate(scenario.agencies)}
+        grades = scenario.grade_names
+        types = scenario.record_types
+        points = [[to_milli(t.points) for t in types]]
+        for scheme in scenario.schemes:
+            points.append([to_milli(scheme.points.get(t.name, 0.0)) for t in types])
+        return cls(
+            agency_of=np.array([agencies[t.agency] for t in types], dtype=np.int16),
+            coverage=np.array([scenario.agencies[agencies[t.agency]].coverage for t in types]),
+            delay=np.array([scenario.agencies[agencies[t.agency]].delay_days for t in types], dtype=np.int32),
+            validity=np.array([t.validity_days for t in types], dtype=np.int32),
+            serious=np.array([t.serious for t in types], dtype=bool),
+            points_milli=np.array(points, dtype=np.int64),
+            deterrence=np.array([[t.deterrence.get(g, 1.0) for g in grades] for t in types]),
+            fear=np.array([t.fear for t in types]),
+            type_keys=[name_key(t.name) for t in types],
+        )
+
+
+class ActSampler:
+    """Draws each day's candidate acts of one type at the base rates."""
+
+    def __init__(self, base_rate: np.ndarray):
+        self.cumulative = np.cumsum(base_rate)
+        self.total = float(self.cumulative[-1]) if base_rate.size else 0.0
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Citizen ids of the day's candidate acts (one entry per act)."""
+        count = rng.poisson(self.total)
+        return np.searchsorted(self.cumulative, rng.random(count) * self.total, side="right").astype(np.int32)
+
+
+def draw_acts(sampler: ActSampler, boost: ActSampler | None, multiplier, seed: int,
+              day: int, type_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """The acts of one type on one day, and a recording uniform per act.
+
+    ``multiplier(ids)`` gives each candidate's rate multiplier; a candidate is
+    kept with probability ``min(1, multiplier)``. ``boost`` samples the extra
+    rate ``base * (multiplier - 1)`` of citizens whose multiplier exceeds 1.
+    """
+    rng = stream(seed, "acts", day, type_key)
+    ids = sampler.draw(rng)
+    keep_u = rng.random(ids.size)
+    record_u = rng.random(ids.size)
+    keep = keep_u < multiplier(ids)
+    ids, record_u = ids[keep], record_u[keep]
+    if boost is not None and boost.total > 0:
+        rng_b = stream(seed, "boost", day, type_key)
+        extra = boost.draw(rng_b)
+        ids = np.concatenate([ids, extra])
+        record_u = np.concatenate([record_u, rng_b.random(extra.size)])
+    return ids, record_u
+
+
+@dataclass
+class Ledger:
+    """Every record the platform holds, appended day by day."""
+
+    _chunks: list[tuple] = field(default_factory=list)
+
+    def add(self, citizen: np.ndarray, rtype: np.ndarray, act_day: int, effective: np.ndarray,
+            is_false: bool, overturned: np.ndarray | None = None) -> None:
+        n = citizen.size
+        if n == 0:
+            return
+        if overturned is None:
+            overturned = np.full(n, -1, dtype=np.int32)
+        self._chunks.append((
+            citizen.astype(np.int32), rtype.astype(np.int16), np.full(n, act_day, dtype=np.int32),
+            effective.astype(np.int32), np.full(n, is_false), overturned.astype(np.int32),
+        ))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The ledger as columns: citizen, type, act_day, effective_day, is_false, overturned_day (-1: never)."""
+        names = ("citizen", "type", "act_day", "effective_day", "is_false", "overturned_day")
+        dtypes = (np.int32, np.int16, np.int32, np.int32, bool, np.int32)
+        if not self._chunks:
+            return {k: np.empty(0, dtype=d) for k, d in zip(names, dtypes)}
+        return {k: np.concatenate([c[i] for c in self._chunks]) for i, k in enumerate(names)}
+
+
+class PointBook:
+    """Per-citizen sums of what is in effect, kept by dated start/end events.
+
+    Tracks, per citizen: state milli-points from true and from false records,
+    milli-points of each side scheme, serious records in effect (true, false),
+    and records in effect of each tracked type set (named lists).
+    """
+
+    def __init__(self, n: int, days: int, catalogue: Catalogue, tracked: list[np.ndarray]):
+        self.catalogue = catalogue
+        self.state_true = np.zeros(n, dtype=np.int64)
+        self.state_false = np.zeros(n, dtype=np.int64)
+        self.side = np.zeros((catalogue.points_milli.shape[0] - 1, n), dtype=np.int64)
+        self.serious_true = np.zeros(n, dtype=np.int32)
+        self.serious_false = np.zeros(n, dtype=np.int32)
+        self.tracked_types = tracked  # one bool (C,) mask per named list
+        self.tracked = np.zeros((len(tracked), n), dtype=np.int32)
+        self._events: list[list[tuple]] = [[] for _ in range(days)]
+        self._next_day = 0
+        self.days = days
+
+    def schedule(self, citizen: np.ndarray, rtype: np.ndarray, effective: np.ndarray,
+                 end: np.ndarray, is_false: bool) -> None:
+        """Records take effect on ``effective`` and leave on ``end`` (expiry or overturn)."""
+        for day in np.unique(effective[effective < self.days]):
+            sel = effective == day
+            self._events[day].append((citizen[sel], rtype[sel], is_false, 1))
+        for day in np.unique(end[end < self.days]):
+            sel = end == day
+            self._events[day].append((citizen[sel], rtype[sel], is_false, -1))
+
+    def advance(self, through_day: int) -> None:
+        """Apply every event dated up to and including ``through_day``."""
+        cat = self.catalogue
+        n = self.state_true.size
+        for day in range(self._next_day, through_day + 1):
+            for citizen, rtype, is_false, sign in self._events[day]:
+                pts = cat.points_milli[:, rtype] * sign
+                target = self.state_false if is_false else self.state_true
+                np.add.at(target, citizen, pts[0])
+                for s in range(self.side.shape[0]):
+                    np.add.at(self.side[s], citizen, pts[s + 1])
+                ser = cat.serious[rtype]
+                if ser.any():
+                    counts = np.bincount(citizen[ser], minlength=n).astype(np.int32) * sign
+                    if is_false:
+                        self.serious_false += counts
+                    else:
+                        self.serious_true += counts
+                for k, mask in enumerate(self.tracked_types):
+                    hit = mask[rtype]
+                    if hit.any():
+                        self.tracked[k] += np.bincount(citizen[hit], minlength=n).astype(np.int32) * sign
+            self._events[day] = []
+        self._next_day = max(self._next_day, through_day + 1)
+
+
+def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray,
+                  seed: int, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The day's false records: citizens, types and whether each is appealed.
+
+    For each agency with a false-record rate and each group g,
+    ``Poisson(n_g e_a b_g / 365)`` records on citizens drawn uniformly from g,
+    of a type drawn uniformly among the agency's types with negative points.
+    """
+    appeal_p = scenario.appeals.probability
+    out_c, out_t, out_a = [], [], []
+    for a_idx, agency in enumerate(scenario.agencies):
+        if agency.false_rate <= 0:
+            continue
+        types = np.flatnonzero((catalogue.agency_of == a_idx) & (catalogue.points_milli[0] < 0))
+        if types.size == 0:
+            continue
+        for g_idx, group in enumerate(scenario.population.groups):
+            size = int(starts[g_idx + 1] - starts[g_idx])
+            if size == 0:
+                continue
+            rate = size * agency.false_rate * agency.false_rate_multipliers.get(group.name, 1.0) / 365.0
+            rng = stream(seed, "false_records", day, name_key(agency.name), name_key(group.name))
+            count = rng.poisson(rate)
+            if count == 0:
+                continue
+            out_c.append(starts[g_idx] + rng.integers(0, size, size=count))
+            out_t.append(types[rng.integers(0, types.size, size=count)])
+            out_a.append(rng.random(count) < appeal_p)
+    if not out_c:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=bool)
+    return np.concatenate(out_c), np.concatenate(out_t), np.concatenate(out_a)

@@ -1,0 +1,88 @@
+"""Replay a run folder: every citizen's points, score and grade at any step.
+
+The folder stores no citizens x steps table. A step's standing is recomputed
+from the ledger (records in effect on that day, in integer milli-points) and
+the ties active that day, with the same functions the engine used, so the
+replayed values are bit-identical to the run's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .network import _wrap
+from .runfolder import read_manifest, read_table
+from .scenario import Scenario, scenario_from_dict
+from .scoring import MILLI, coupled_score, grade_index, own_points
+
+
+@dataclass(frozen=True)
+class StepStanding:
+    """Points, score and grade of every citizen at one scoring step."""
+
+    step: int
+    day: int
+    points: np.ndarray
+    score: np.ndarray
+    grade: np.ndarray  # int8 index into the scenario's grades
+
+
+def run_scenario(run: str | Path) -> Scenario:
+    """The resolved scenario stored in a run folder's manifest."""
+    raw = read_manifest(run)["scenario"]
+    return scenario_from_dict(_inf(raw))
+
+
+def _inf(obj):
+    if isinstance(obj, dict):
+        return {k: _inf(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_inf(v) for v in obj]
+    if obj == "inf":
+        return float("inf")
+    return obj
+
+
+def standing_at(run: str | Path, step: int) -> StepStanding:
+    """Replay scoring step ``step`` of a run folder.
+
+    Raises ``IndexError`` for a step the run did not reach.
+    """
+    scenario = run_scenario(run)
+    k = scenario.scoring.every_days
+    steps = scenario.days // k
+    if not 0 <= step < steps:
+        raise IndexError(f"step {step} is outside 0..{steps - 1}")
+    day = (step + 1) * k - 1
+    n = scenario.population.size
+    rec = read_table(run, "records")
+    effective = rec["effective_day"].to_numpy()
+    validity = np.array([t.validity_days for t in scenario.record_types])
+    end = effective + validity[_type_codes(rec, scenario)]
+    overturned = rec["overturned_day"].to_numpy(zero_copy_only=False)
+    overturned = np.where(np.isnan(overturned), np.inf, overturned) if overturned.dtype.kind == "f" else overturned
+    in_effect = (effective <= day) & (day < end) & (day < overturned)
+    milli = np.round(rec["points"].to_numpy() * MILLI).astype(np.int64)
+    raw = np.zeros(n, dtype=np.int64)
+    np.add.at(raw, rec["citizen"].to_numpy()[in_effect], milli[in_effect])
+    sc = scenario.scoring
+    points = own_points(raw, sc.start, sc.min, sc.max)
+    ties = read_table(run, "ties")
+    cut = ties["cut_day"].to_numpy(zero_copy_only=False)
+    active = np.isnan(cut) | (cut >= day) if cut.dtype.kind == "f" else np.ones(cut.size, bool)
+    src = ties["source"].to_numpy()
+    wrapped = _wrap(src, ties["target"].to_numpy(), np.zeros(src.size, np.int8),
+                    ties["weight"].to_numpy() * active, n)
+    strength = np.asarray(wrapped.adjacency.sum(axis=1)).ravel()
+    score, _ = coupled_score(points, wrapped.adjacency, scenario.coupling, strength)
+    return StepStanding(step=step, day=day, points=points, score=score, grade=grade_index(score, sc.grades))
+
+
+def _type_codes(records, scenario: Scenario) -> np.ndarray:
+    col = records["type"].combine_chunks()
+    names = col.dictionary.to_pylist()
+    remap = np.array([scenario.type_names.index(x) for x in names], dtype=np.int64)
+    return remap[col.indices.to_numpy()]

@@ -1,0 +1,93 @@
+"""How much memory a run will need, estimated before it starts.
+
+The estimate counts the engine's arrays per citizen, per tie and per expected
+record (the ledger), plus the peak of building the network. A run whose
+estimate exceeds the memory available is refused before anything is built.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+from .errors import ResourceError
+from .scenario import Scenario
+
+BYTES_PER_TIE_KEPT = 61        # ends, kind, weight, cut day, CSR (both directions), positions
+BYTES_PER_TIE_BUILDING = 120   # generator keys and CSR sort buffers, freed after building
+BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
+OVERHEAD = 150 * 2**20         # interpreter, numpy, pyarrow
+
+
+def expected_ties(scenario: Scenario) -> float:
+    """Expected number of ties of the scenario's network."""
+    net = scenario.network
+    n = scenario.population.size
+    if net.model == "sbm":
+        shares = [g.share for g in scenario.population.groups]
+        within = sum(s * n * net.k_in / 2 for s in shares)
+        between = net.k_out / n * (n * n * (1 - sum(s * s for s in shares))) / 2
+        return within + between
+    if net.model == "watts_strogatz":
+        return n * net.k / 2
+    if net.model == "barabasi_albert":
+        return n * net.m
+    return n * 10.0  # edge list: unknown until read; a generous guess
+
+
+def expected_records(scenario: Scenario) -> float:
+    """Expected records over the run, before any rule lowers the rates."""
+    n = scenario.population.size
+    agencies = {a.name: a for a in scenario.agencies}
+    total = 0.0
+    for t in scenario.record_types:
+        u = sum(g.share * g.rate_multipliers.get(t.name, 1.0) for g in scenario.population.groups)
+        total += t.rate * u * n * scenario.days * min(1.0, agencies[t.agency].coverage * 3)
+    total += sum(a.false_rate for a in scenario.agencies) * 2 * n * scenario.days / 365
+    return total
+
+
+def estimate_memory(scenario: Scenario) -> dict[str, float]:
+    """Estimated peak memory of a run in bytes, by component.
+
+    >>> from socialcredit.scenario import load_scenario
+    >>> est = estimate_memory(load_scenario("scenarios/reference.toml"))
+    >>> est["total"] > est["citizens"] > 0
+    True
+    """
+    n = scenario.population.size
+    c = len(scenario.record_types)
+    a = len(scenario.agencies)
+    s = len(scenario.schemes)
+    f = len(scenario.effects)
+    lists = len(scenario.lists.named)
+    per_citizen = (
+        16 * c                    # base rates and their cumulative sums
+        + 2 * (8 * (a + c) + f)   # effect multipliers and masks, old and new standing
+        + 2 * (40 + 8 * s + lists)  # points, scores, grades, lists, old and new
+        + 24 + 8 * s + 4 * lists  # point book
+        + 4 * f + 64              # effect days, solver and metrics buffers
+    )
+    ties = expected_ties(scenario)
+    parts = {
+        "citizens": float(n * per_citizen),
+        "ties": float(ties * (BYTES_PER_TIE_KEPT + BYTES_PER_TIE_BUILDING)),
+        "records": float(expected_records(scenario) * BYTES_PER_RECORD),
+        "overhead": float(OVERHEAD),
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_memory(scenario: Scenario, limit_bytes: float | None = None) -> dict[str, float]:
+    """Refuse a run that would not fit: raise :class:`ResourceError` with the estimate."""
+    est = estimate_memory(scenario)
+    available = float(limit_bytes) if limit_bytes is not None else float(psutil.virtual_memory().available)
+    if est["total"] > available:
+        gib = 2.0**30
+        raise ResourceError(
+            f"this run needs about {est['total'] / gib:.1f} GiB (citizens {est['citizens'] / gib:.1f}, "
+            f"ties {est['ties'] / gib:.1f}, records {est['records'] / gib:.1f}) but only "
+            f"{available / gib:.1f} GiB are available; lower population.size or the network's degree, "
+            f"or raise the limit with --max-memory"
+        )
+    return est

@@ -1,0 +1,201 @@
+"""The run folder: Parquet tables and a manifest, written atomically.
+
+A run is written into a hidden temporary folder beside its destination and
+renamed into place only when every file is complete, so a run killed at any
+moment never leaves a folder that looks complete. ``manifest.json`` is
+written last and holds a SHA-256 of every table. The schema is documented in
+``docs/outputs.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import RunFolderError
+from .lists import CAUSES
+from .scoring import MILLI
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+TABLES = ("metrics", "citizens", "records", "ties", "standing")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def _categorical(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names, pa.string()))
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    return pa.array(values, mask=values < 0)
+
+
+def build_tables(engine: Engine) -> dict[str, pa.Table]:
+    """Every output table of a finished run, as Arrow tables."""
+    sc = engine.scenario
+    st = engine.standing
+    pop = engine.population
+    ties = engine.ties
+    n = pop.size
+    ledger = engine.ledger.arrays()
+    grades = sc.grade_names
+    agencies = [a.name for a in sc.agencies]
+
+    true_counts = np.bincount(ledger["citizen"][~ledger["is_false"]], minlength=n)
+    false_counts = np.bincount(ledger["citizen"][ledger["is_false"]], minlength=n)
+    citizens: dict[str, Any] = {
+        "citizen": pa.array(np.arange(n, dtype=np.int32)),
+        "group": _categorical(pop.group, sc.group_names),
+        "points": st.points,
+        "score": st.score,
+        "grade": _categorical(st.grade, grades),
+        "blacklisted": st.listing.black,
+        "redlisted": st.listing.red,
+        "black_cause": _categorical(st.listing.cause, list(CAUSES)),
+    }
+    for k, nl in enumerate(sc.lists.named):
+        citizens[f"list_{nl.name}"] = st.listing.named[k]
+    for s, scheme in enumerate(sc.schemes):
+        citizens[f"score_{scheme.name}"] = st.side_scores[s]
+    citizens["true_records"] = true_counts.astype(np.int32)
+    citizens["false_records"] = false_counts.astype(np.int32)
+    sanction = np.zeros(n, dtype=np.int32)
+    privilege = np.zeros(n, dtype=np.int32)
+    for f, effect in enumerate(sc.effects):
+        citizens[f"days_{effect.name}"] = engine.effect_days[f]
+        if effect.kind == "privilege":
+            privilege += engine.effect_days[f]
+        else:
+            sanction += engine.effect_days[f]
+    citizens["sanction_days"] = sanction
+    citizens["privilege_days"] = privilege
+    citizens["degree_start"] = engine.degree_start
+    citizens["degree_end"] = ties.degree(active_only=True)
+
+    types = ledger["type"].astype(np.int64)
+    records = {
+        "citizen": ledger["citizen"],
+        "type": _categorical(types, sc.type_names),
+        "agency": _categorical(engine.catalogue.agency_of[types], agencies),
+        "act_day": ledger["act_day"],
+        "effective_day": ledger["effective_day"],
+        "points": engine.catalogue.points_milli[0, types] / MILLI,
+        "is_false": ledger["is_false"],
+        "overturned_day": _nullable(ledger["overturned_day"]),
+    }
+    tie_table = {
+        "source": ties.src,
+        "target": ties.dst,
+        "kind": _categorical(ties.kind, [k.name for k in sc.network.kinds]),
+        "weight": ties.weight,
+        "cut_day": _nullable(ties.cut_day),
+    }
+    chunks = engine.changes.chunks
+    cols = [np.concatenate([c[i] for c in chunks]) if chunks else np.empty(0, dt)
+            for i, dt in enumerate((np.int32, np.int32, np.int32, np.int8, bool, bool, np.int8))]
+    standing = {
+        "citizen": cols[0], "step": cols[1], "day": cols[2],
+        "grade": _categorical(cols[3], grades),
+        "blacklisted": cols[4], "redlisted": cols[5],
+        "black_cause": _categorical(cols[6], list(CAUSES)),
+    }
+    metrics = pa.Table.from_pylist(engine.metrics) if engine.metrics else pa.table({"step": pa.array([], pa.int64())})
+    return {
+        "metrics": metrics,
+        "citizens": pa.table(citizens),
+        "records": pa.table(records),
+        "ties": pa.table(tie_table),
+        "standing": pa.table(standing),
+    }
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_destination(out: Path, force: bool) -> None:
+    """Refuse an existing destination unless ``force``; checked before a run starts."""
+    if out.exists() and not force:
+        raise RunFolderError(f"{out} exists already; use --force to replace it, or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out} exists and is not a folder; choose another --out")
+
+
+def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, Any] | None = None) -> Path:
+    """Write a finished run to ``out`` atomically and return its path."""
+    from . import __version__
+
+    out = Path(out)
+    prepare_destination(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    hashes = {}
+    for name, table in build_tables(engine).items():
+        path = tmp / f"{name}.parquet"
+        pq.write_table(table, path, compression="zstd")
+        hashes[path.name] = sha256(path)
+    timings = dict(engine.timings)
+    timings["write"] = time.perf_counter() - t0
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "package": "socialcredit",
+        "version": __version__,
+        "scenario_name": engine.scenario.name,
+        "seed": engine.seed,
+        "days": engine.scenario.days,
+        "citizens": engine.population.size,
+        "ties": engine.ties.n_ties,
+        "steps": len(engine.metrics),
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "sha256": hashes,
+        "scenario": engine.scenario.to_dict(),
+        **(extra or {}),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    _replace(tmp, out)
+    return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(trash)
+        tmp.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def read_manifest(run: str | Path) -> dict[str, Any]:
+    """The manifest of a complete run folder (raises if it is not one)."""
+    path = Path(run) / MANIFEST
+    if not path.is_file():
+        raise RunFolderError(f"{run} is not a complete run folder (no {MANIFEST}); rerun the scenario")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_table(run: str | Path, name: str) -> pa.Table:
+    """One table of a run folder as an Arrow table."""
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; use one of {TABLES}")
+    read_manifest(run)
+    return pq.read_table(Path(run) / f"{name}.parquet")
