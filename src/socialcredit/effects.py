@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from .lists import Listing
 from .scenario import Effect, Scenario
@@ -26,16 +25,34 @@ from .scenario import Effect, Scenario
 
 @dataclass
 class EffectState:
-    """What the effects in force imply, as of the last scoring step."""
+    """What the effects in force imply, as of the last scoring step.
 
-    applies: np.ndarray            # bool (F, N): effect f applies to citizen i
-    record_multiplier: np.ndarray  # float64 (A, N): surveillance per agency
-    rate_multiplier: np.ndarray    # float64 (C, N): act-rate multiplier per type
-    rate_raised: np.ndarray        # bool (C,): some citizen's rate multiplier exceeds 1
+    Multipliers are kept only for the agencies and record types that some
+    effect touches; everywhere else they are 1.
+    """
+
+    applies: np.ndarray                    # bool (F, N): effect f applies to citizen i
+    record_multiplier: dict[int, np.ndarray]  # agency -> (N,) surveillance factor
+    rate_multiplier: dict[int, np.ndarray]    # record type -> (N,) act-rate factor
+
+    def record_factor(self, agency: int, ids: np.ndarray) -> np.ndarray | float:
+        """Surveillance factor of the agency for these citizens."""
+        row = self.record_multiplier.get(agency)
+        return 1.0 if row is None else row[ids]
+
+    def rate_factor(self, rtype: int, ids: np.ndarray) -> np.ndarray | float:
+        """Act-rate factor of the record type for these citizens."""
+        row = self.rate_multiplier.get(rtype)
+        return 1.0 if row is None else row[ids]
+
+    def rate_raised(self, rtype: int) -> bool:
+        """Whether some citizen's rate of this type is multiplied above 1."""
+        row = self.rate_multiplier.get(rtype)
+        return row is not None and bool((row > 1.0).any())
 
 
 def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
-                     side_scores: np.ndarray, family: sp.csr_matrix | None) -> EffectState:
+                     side_scores: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None) -> EffectState:
     """Which effects apply to whom, and the multipliers they imply.
 
     Parameters
@@ -46,30 +63,44 @@ def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
         Current lists.
     side_scores : float (S, N)
         Current score of each side scheme.
-    family : csr_matrix or None
-        Adjacency of active family ties (for ``target = "family"``).
+    family : (src, dst) arrays or None
+        The two ends of each active family tie (for ``target = "family"``).
     """
     n = grade.size
     effects = scenario.effects
     applies = np.zeros((len(effects), n), dtype=bool)
-    rec = np.ones((len(scenario.agencies), n))
-    rate = np.ones((len(scenario.record_types), n))
+    rec: dict[int, np.ndarray] = {}
+    rate: dict[int, np.ndarray] = {}
     agencies = {a.name: i for i, a in enumerate(scenario.agencies)}
     types = {t.name: i for i, t in enumerate(scenario.record_types)}
     for f, effect in enumerate(effects):
         mask = condition_mask(scenario, effect, grade, listing, side_scores)
         if effect.target == "family":
-            mask = (family @ mask.astype(np.float64)) > 0 if family is not None else np.zeros(n, dtype=bool)
+            mask = spill_over(mask, family, n)
         applies[f] = mask
         if effect.kind == "surveillance":
             rows = [agencies[a] for a in effect.agencies] or range(len(scenario.agencies))
             for a in rows:
-                rec[a, mask] *= effect.multiplier
+                rec.setdefault(a, np.ones(n))[mask] *= effect.multiplier
         elif effect.kind == "rate":
             for c in (types[t] for t in effect.record_types):
-                rate[c, mask] *= effect.multiplier
-    return EffectState(applies=applies, record_multiplier=rec, rate_multiplier=rate,
-                       rate_raised=(rate > 1.0).any(axis=1))
+                rate.setdefault(c, np.ones(n))[mask] *= effect.multiplier
+    return EffectState(applies=applies, record_multiplier=rec, rate_multiplier=rate)
+
+
+def spill_over(mask: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None, n: int) -> np.ndarray:
+    """Citizens with an active family tie to someone in ``mask`` (not ``mask`` itself).
+
+    >>> spill_over(np.array([True, False, False]), (np.array([0]), np.array([1])), 3).tolist()
+    [False, True, False]
+    """
+    out = np.zeros(n, dtype=bool)
+    if family is None:
+        return out
+    src, dst = family
+    out[dst[mask[src]]] = True
+    out[src[mask[dst]]] = True
+    return out
 
 
 def condition_mask(scenario: Scenario, effect: Effect, grade: np.ndarray, listing: Listing,

@@ -102,7 +102,8 @@ class Engine:
         self.cut_p = np.array([k.cut_probability if k.cut_probability is not None else scenario.network.cut_probability
                                for k in scenario.network.kinds])
         kinds = [k.name for k in scenario.network.kinds]
-        self._family_kind = kinds.index("family") if "family" in kinds else None
+        spills = any(e.target == "family" for e in scenario.effects) and "family" in kinds
+        self._family_ids = np.flatnonzero(self.ties.kind == kinds.index("family")) if spills else None
         self.standing = self._initial_standing()
         self._update_boosts(self.standing)
         self.timings["build"] = time.perf_counter() - t0
@@ -143,7 +144,7 @@ class Engine:
         listing = Listing(black=np.zeros(n, bool), red=np.zeros(n, bool),
                           cause=np.full(n, CAUSE_NONE, np.int8), named=np.zeros((len(sc.lists.named), n), bool))
         side = np.array([np.full(n, float(s.start)) for s in sc.schemes]).reshape(len(sc.schemes), n)
-        effects = evaluate_effects(sc, grade, listing, side, self._family_adjacency()) if sc.system else _no_effects(sc, n)
+        effects = evaluate_effects(sc, grade, listing, side, self._family_ties()) if sc.system else _no_effects(sc, n)
         return Standing(points=start, score=start.copy(), grade=grade, listing=listing,
                         feared=np.zeros(n, bool), side_scores=side, effects=effects)
 
@@ -154,7 +155,7 @@ class Engine:
         def multiplier(ids: np.ndarray) -> np.ndarray:
             m = cat.deterrence[c, st.grade[ids]]
             m = m * np.where(st.feared[ids], cat.fear[c], 1.0)
-            return m * st.effects.rate_multiplier[c, ids]
+            return m * st.effects.rate_factor(c, ids)
         return multiplier
 
     def _acts_and_records(self, t: int) -> None:
@@ -165,7 +166,7 @@ class Engine:
             self.daily["acts"][t, c] = ids.size
             if not sc.system or ids.size == 0:
                 continue
-            prob = np.minimum(1.0, cat.coverage[c] * self.standing.effects.record_multiplier[cat.agency_of[c], ids])
+            prob = np.minimum(1.0, cat.coverage[c] * self.standing.effects.record_factor(int(cat.agency_of[c]), ids))
             ids = ids[record_u < prob]
             self.daily["true_records"][t, c] = ids.size
             if ids.size:
@@ -201,7 +202,7 @@ class Engine:
             new, iterations = self._new_standing(t)
             ties_cut = self._cut_ties(new.listing.black, t)
             new.feared = (self.ties.adjacency @ new.listing.black.astype(np.float64)) > 0
-            new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_adjacency())
+            new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_ties())
             self._update_boosts(new)
         else:
             new, iterations, ties_cut = old, 0, 0
@@ -250,34 +251,27 @@ class Engine:
     def _update_boosts(self, st: Standing) -> None:
         base = self.population.base_rate
         for c in range(len(self.scenario.record_types)):
-            if not st.effects.rate_raised[c]:
+            if not st.effects.rate_raised(c):
                 self.boosts[c] = None
                 continue
             full = self.catalogue.deterrence[c, st.grade] * np.where(st.feared, self.catalogue.fear[c], 1.0)
-            full = full * st.effects.rate_multiplier[c]
+            full = full * st.effects.rate_multiplier[c]  # present: rate_raised(c)
             self.boosts[c] = ActSampler(base[c] * np.maximum(full - 1.0, 0.0))
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.effect_days.size:
             self.effect_days += self.standing.effects.applies.astype(np.int32) * np.int32(last - first + 1)
 
-    def _family_adjacency(self):
-        if self._family_kind is None or not any(e.target == "family" for e in self.scenario.effects):
+    def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Ends of the active family ties, when some effect spills over to family."""
+        if self._family_ids is None:
             return None
-        adj = self.ties.adjacency.copy()
-        fam = np.zeros(adj.data.size, dtype=bool)
-        is_family = self.ties.kind == self._family_kind
-        fam[self.ties._pos[0, is_family]] = True
-        fam[self.ties._pos[1, is_family]] = True
-        adj.data = np.where(fam, adj.data, 0.0)
-        return adj
+        keep = self._family_ids[self.ties.active[self._family_ids]]
+        return self.ties.src[keep], self.ties.dst[keep]
 
 
 def _no_effects(scenario: Scenario, n: int) -> EffectState:
-    return EffectState(applies=np.zeros((len(scenario.effects), n), bool),
-                       record_multiplier=np.ones((len(scenario.agencies), n)),
-                       rate_multiplier=np.ones((len(scenario.record_types), n)),
-                       rate_raised=np.zeros(len(scenario.record_types), bool))
+    return EffectState(applies=np.zeros((len(scenario.effects), n), bool), record_multiplier={}, rate_multiplier={})
 
 
 __all__ = ["Engine", "Standing", "to_milli"]

@@ -53,7 +53,10 @@ class Ties:
 
     @property
     def active(self) -> np.ndarray:
-        return self.cut_day < 0
+        """Whether each tie is still active (a view kept in step with ``cut_day``)."""
+        if getattr(self, "_active", None) is None:
+            self._active = self.cut_day < 0
+        return self._active
 
     def degree(self, active_only: bool = True) -> np.ndarray:
         """Number of (active) ties of each citizen."""
@@ -68,6 +71,7 @@ class Ties:
     def cut(self, tie_ids: np.ndarray, day: int) -> None:
         """Cut ties (they stay cut): record the day and zero their weight."""
         self.cut_day[tie_ids] = day
+        self.active[tie_ids] = False
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
         self.adjacency.data[self._pos[1, tie_ids]] = 0.0
 

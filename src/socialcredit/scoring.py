@@ -47,8 +47,9 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
         Weighted adjacency of active ties (cut ties stored as 0).
     coupling : Coupling
         ``none``: ``S = P``. ``neighbour_mean``: ``S = (1-k) P + k W P``.
-        ``friedkin_johnsen``: ``S = (1-k) P + k W S`` by Jacobi iteration from
-        ``S = P`` until the largest change is below ``coupling.tolerance``.
+        ``friedkin_johnsen``: ``S = (1-k) P + k W S``, iterated from ``S = P``
+        (Chebyshev-accelerated Jacobi) until provably within
+        ``coupling.tolerance`` of the exact solution.
     strength : array (N,), optional
         Row sums of ``adjacency`` (computed when not given).
 
@@ -77,14 +78,40 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
     base = np.where(tied, (1.0 - kappa) * points, points)
     if coupling.mode == "neighbour_mean":
         return base + coef * (adjacency @ points), 1
-    score = points.copy()
+    return _chebyshev(base, coef, adjacency, points, kappa, coupling.tolerance)
+
+
+def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, start: np.ndarray,
+               kappa: float, tolerance: float) -> tuple[np.ndarray, int]:
+    """Solve ``S = base + coef * (A S)`` by Chebyshev-accelerated Jacobi from ``start``.
+
+    The Jacobi map ``G(S) = base + kappa W S`` has a real spectrum in
+    ``[-kappa, kappa]`` (``W`` is similar to a symmetric matrix), so the
+    Chebyshev semi-iteration converges at rate about
+    ``kappa / (1 + sqrt(1 - kappa^2))`` instead of ``kappa``. It stops when the
+    Jacobi residual ``max |G(S) - S|`` is below ``tolerance * (1 - kappa)``,
+    which bounds the error ``max |S - S*|`` by ``tolerance`` (the inverse of
+    ``I - kappa W`` has infinity norm at most ``1 / (1 - kappa)``).
+    """
+    rho2 = kappa * kappa
+    previous = start
+    current = start
+    omega = 1.0
+    bound = tolerance * (1.0 - kappa)
     for iteration in range(1, 10_000):
-        new = base + coef * (adjacency @ score)
-        change = np.max(np.abs(new - score)) if new.size else 0.0
-        score = new
-        if change < coupling.tolerance:
-            return score, iteration
-    return score, iteration  # pragma: no cover - kappa < 1 always converges
+        jacobi = base + coef * (adjacency @ current)  # hot path: one matvec per iteration
+        residual = np.max(np.abs(jacobi - current)) if current.size else 0.0
+        if residual < bound:
+            return jacobi, iteration
+        if iteration == 1:
+            omega = 1.0
+        elif iteration == 2:
+            omega = 2.0 / (2.0 - rho2)
+        else:
+            omega = 1.0 / (1.0 - rho2 * omega / 4.0)
+        following = omega * (jacobi - previous) + previous
+        previous, current = current, following
+    return current, iteration  # pragma: no cover - kappa < 1 always converges
 
 
 def grade_index(score: np.ndarray, grades: list[Grade]) -> np.ndarray:
