@@ -9,6 +9,9 @@ defaults given by a factory (``[]``, ``{}``, a default sub-table) and whether a
 number must be finite. Fields whose schema has no description get a short text
 from ``FALLBACK`` below; a description in the schema always wins.
 
+Run it where socialcredit and its dependencies import (the project's virtual environment);
+from a source tree without an installed package it adds ``src/`` to the path.
+
 Usage::
 
     python docs/gen_schema_tables.py            # rewrite the block in docs/model.md
@@ -60,7 +63,7 @@ FALLBACK = {
     "RecordType.category": "Label only; the engine does not use it.",
     "Grade.name": "Grade (or band) name.",
     "Coupling.mode": "`none`: S = P; `neighbour_mean`: S = (1-kappa) P + kappa W P; "
-                     "`friedkin_johnsen`: S = (1-kappa) P + kappa W S, solved by Jacobi iteration.",
+                     "`friedkin_johnsen`: S = (1-kappa) P + kappa W S, solved by Chebyshev-accelerated Jacobi iteration from S = P.",
     "NamedList.name": "List name (must differ from `black` and `red`).",
     "NamedList.grades": "Grades (of the state score) that put a citizen on this list.",
     "Condition.grades": "Grades of the state score that meet the condition.",
@@ -72,7 +75,7 @@ FALLBACK = {
     "Scheme.start": "Everyone's starting points on this scheme.",
     "Scheme.min": "Lowest points (clip).",
     "Scheme.max": "Highest points (clip).",
-    "Scheme.coupling": "The scheme's own coupling to neighbours (default: none, kappa = 0).",
+    "Scheme.coupling": "The scheme's own coupling to neighbours (default kappa = 0: score = own points).",
 }
 
 

@@ -51,12 +51,12 @@ def _tiny_raw() -> dict:
     }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference_path() -> Path:
     return REFERENCE
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scenarios_dir() -> Path:
     return SCENARIOS
 

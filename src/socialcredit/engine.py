@@ -151,6 +151,8 @@ class Engine:
     def _multiplier(self, c: int) -> Callable[[np.ndarray], np.ndarray]:
         st = self.standing
         cat = self.catalogue
+        if not self.scenario.system:
+            return lambda ids: np.ones(ids.size)
 
         def multiplier(ids: np.ndarray) -> np.ndarray:
             m = cat.deterrence[c, st.grade[ids]]
@@ -249,14 +251,20 @@ class Engine:
         return int(cut.size)
 
     def _update_boosts(self, st: Standing) -> None:
+        """Extra act streams where the full rate multiplier exceeds 1 for some citizen."""
+        cat = self.catalogue
         base = self.population.base_rate
         for c in range(len(self.scenario.record_types)):
-            if not st.effects.rate_raised(c):
-                self.boosts[c] = None
+            self.boosts[c] = None
+            if not self.scenario.system:
                 continue
-            full = self.catalogue.deterrence[c, st.grade] * np.where(st.feared, self.catalogue.fear[c], 1.0)
-            full = full * st.effects.rate_multiplier[c]  # present: rate_raised(c)
-            self.boosts[c] = ActSampler(base[c] * np.maximum(full - 1.0, 0.0))
+            can_exceed = cat.deterrence[c].max() > 1.0 or cat.fear[c] > 1.0 or st.effects.rate_raised(c)
+            if not can_exceed:
+                continue
+            full = cat.deterrence[c, st.grade] * np.where(st.feared, cat.fear[c], 1.0)
+            full = full * st.effects.rate_factor(c, slice(None))
+            if (full > 1.0).any():
+                self.boosts[c] = ActSampler(base[c] * np.maximum(full - 1.0, 0.0))
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.effect_days.size:

@@ -55,6 +55,6 @@ def step_row(scenario: Scenario, population: Population, step: int, day: int, fi
     for f, effect in enumerate(scenario.effects):
         row[f"effect_{effect.name}"] = int(effects_applied[f].sum())
     for s, scheme in enumerate(scenario.schemes):
-        row[f"mean_{scheme.name}"] = float(side_scores[s].mean())
+        row[f"scheme_mean_{scheme.name}"] = float(side_scores[s].mean())
     row["solver_iterations"] = iterations
     return row

@@ -183,14 +183,16 @@ def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray,
 
     For each agency with a false-record rate and each group g,
     ``Poisson(n_g e_a b_g / 365)`` records on citizens drawn uniformly from g,
-    of a type drawn uniformly among the agency's types with negative points.
+    of a type drawn uniformly among the agency's types with negative points
+    (on the state score or, for a company feeding only a side scheme, there).
     """
     appeal_p = scenario.appeals.probability
     out_c, out_t, out_a = [], [], []
     for a_idx, agency in enumerate(scenario.agencies):
         if agency.false_rate <= 0:
             continue
-        types = np.flatnonzero((catalogue.agency_of == a_idx) & (catalogue.points_milli[0] < 0))
+        negative = (catalogue.points_milli < 0).any(axis=0)  # on the state score or a side scheme
+        types = np.flatnonzero((catalogue.agency_of == a_idx) & negative)
         if types.size == 0:
             continue
         for g_idx, group in enumerate(scenario.population.groups):

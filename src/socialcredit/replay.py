@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from .network import _wrap
 from .runfolder import read_manifest, read_table
@@ -62,8 +63,7 @@ def standing_at(run: str | Path, step: int) -> StepStanding:
     effective = rec["effective_day"].to_numpy()
     validity = np.array([t.validity_days for t in scenario.record_types])
     end = effective + validity[_type_codes(rec, scenario)]
-    overturned = rec["overturned_day"].to_numpy(zero_copy_only=False)
-    overturned = np.where(np.isnan(overturned), np.inf, overturned) if overturned.dtype.kind == "f" else overturned
+    overturned = _filled(rec["overturned_day"], np.iinfo(np.int32).max)
     in_effect = (effective <= day) & (day < end) & (day < overturned)
     milli = np.round(rec["points"].to_numpy() * MILLI).astype(np.int64)
     raw = np.zeros(n, dtype=np.int64)
@@ -71,14 +71,18 @@ def standing_at(run: str | Path, step: int) -> StepStanding:
     sc = scenario.scoring
     points = own_points(raw, sc.start, sc.min, sc.max)
     ties = read_table(run, "ties")
-    cut = ties["cut_day"].to_numpy(zero_copy_only=False)
-    active = np.isnan(cut) | (cut >= day) if cut.dtype.kind == "f" else np.ones(cut.size, bool)
+    active = _filled(ties["cut_day"], np.iinfo(np.int32).max) >= day  # cut after this step's scoring
     src = ties["source"].to_numpy()
     wrapped = _wrap(src, ties["target"].to_numpy(), np.zeros(src.size, np.int8),
                     ties["weight"].to_numpy() * active, n)
     strength = np.asarray(wrapped.adjacency.sum(axis=1)).ravel()
     score, _ = coupled_score(points, wrapped.adjacency, scenario.coupling, strength)
     return StepStanding(step=step, day=day, points=points, score=score, grade=grade_index(score, sc.grades))
+
+
+def _filled(column, fill: int) -> np.ndarray:
+    """A nullable integer column as int64, nulls replaced by ``fill``."""
+    return pc.fill_null(column, fill).to_numpy().astype(np.int64)
 
 
 def _type_codes(records, scenario: Scenario) -> np.ndarray:

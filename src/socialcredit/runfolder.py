@@ -143,6 +143,7 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
     out = Path(out)
     prepare_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -173,6 +174,16 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     _replace(tmp, out)
     return out
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Remove hidden partial folders of this destination left by killed runs."""
+    import psutil
+
+    for leftover in out.parent.glob(f".{out.name}.partial-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _replace(tmp: Path, out: Path) -> None:

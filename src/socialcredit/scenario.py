@@ -74,7 +74,7 @@ class Network(_Strict):
         description="Generator: stochastic block model by group, Watts-Strogatz, Barabasi-Albert, or a file."
     )
     k_in: NonNegative = Field(default=8.0, description="sbm: expected ties inside one's group.")
-    k_out: NonNegative = Field(default=2.0, description="sbm: expected ties to other groups (prob k_out/N per pair).")
+    k_out: NonNegative = Field(default=2.0, description="sbm: tie probability k_out/N between two citizens of different groups.")
     k: int = Field(default=20, ge=2, le=1000, description="watts_strogatz: ring neighbours (even).")
     rewire: Probability = Field(default=0.1, description="watts_strogatz: rewiring probability.")
     m: int = Field(default=10, ge=1, le=500, description="barabasi_albert: ties added per new citizen.")
@@ -243,7 +243,8 @@ class Scheme(_Strict):
     start: float = Field(allow_inf_nan=False)
     min: float = Field(allow_inf_nan=False)
     max: float = Field(allow_inf_nan=False)
-    points: dict[str, float] = Field(description="Points per record type (types not named count 0).")
+    points: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        description="Points per record type (types not named count 0).")
     coupling: Coupling = Field(default_factory=Coupling)
     bands: list[Grade] = Field(default_factory=list, description="Named bands, thresholds strictly descending.")
 
@@ -305,6 +306,8 @@ class Scenario(_Strict):
                 need(f"agencies[{ai}].false_rate_multipliers.{g}", g, groups, "group")
         for ti, t in enumerate(self.record_types):
             need(f"record_types[{ti}].agency", t.agency, agencies, "agency")
+            if t.name.endswith("_cum"):
+                errors.append(ScenarioError(f"record_types[{ti}].name", t.name, "names ending in '_cum' are reserved for cumulative metrics", "rename the record type"))
             for g in t.deterrence:
                 need(f"record_types[{ti}].deterrence.{g}", g, grades, "grade")
         for key in ("red_grades", "black_grades"):
@@ -563,4 +566,4 @@ def _json_safe(obj: Any) -> Any:
 
 def scenario_schema() -> dict[str, Any]:
     """The JSON schema of a scenario file (what ``socialcredit schema`` prints)."""
-    return Scenario.model_json_schema()
+    return _json_safe(Scenario.model_json_schema())

@@ -1,0 +1,114 @@
+"""Core benchmarks: whole runs, and the act sampler beside a per-citizen-day baseline.
+
+Run from the repository root:
+
+    python benchmarks/bench_core.py                 # reference (5 runs), acts stage, rongcheng (1 run)
+    python benchmarks/bench_core.py --rongcheng 3   # three full Rongcheng runs
+
+Each whole run is timed in a fresh subprocess (so peak memory is the run's
+own, read from the kernel's VmHWM), and figures are printed as medians.
+The act-sampler comparison draws one day of acts for every record type of
+the Rongcheng city twice, side by side in one process: once as the engine
+does (one Poisson count per type, then the acting citizens in proportion to
+their rates: cost grows with acts) and once the naive way (one Poisson draw
+per citizen and type: cost grows with citizen-days x types).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import json, sys, time, tempfile
+t0 = time.perf_counter()
+import socialcredit as sc
+scenario = sc.load_scenario(sys.argv[1], sys.argv[2:])
+estimate = sc.estimate_memory(scenario)["total"]
+with tempfile.TemporaryDirectory() as tmp:
+    result = sc.run(scenario, out=tmp + "/run", force=True)
+    wall = time.perf_counter() - t0
+hwm = 0
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        hwm = int(line.split()[1]) * 1024
+print(json.dumps({"wall_s": wall, "peak_bytes": hwm, "estimate_bytes": estimate,
+                  "timings": result.engine.timings, "blacklisted": result.summary["blacklisted"]}))
+"""
+
+
+def whole_run(scenario: str, overrides: list[str], repeat: int) -> dict:
+    """Time ``repeat`` runs of a scenario, each in its own process."""
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, "-c", CHILD, scenario, *overrides], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    walls = [s["wall_s"] for s in samples]
+    peaks = [s["peak_bytes"] for s in samples]
+    return {
+        "scenario": scenario, "overrides": overrides, "runs": repeat,
+        "median_wall_s": statistics.median(walls), "min_wall_s": min(walls),
+        "median_peak_gib": statistics.median(peaks) / 2**30,
+        "estimate_gib": samples[0]["estimate_bytes"] / 2**30,
+        "estimate_over_peak": samples[0]["estimate_bytes"] / statistics.median(peaks),
+        "stage_timings_s": samples[len(samples) // 2]["timings"],
+    }
+
+
+def act_sampler(repeat: int) -> dict:
+    """One day of acts for the Rongcheng city: engine sampler vs per-citizen draws."""
+    import numpy as np
+
+    import socialcredit as sc
+    from socialcredit.population import build_population
+    from socialcredit.records import ActSampler
+
+    scenario = sc.load_scenario(ROOT / "scenarios" / "rongcheng.toml")
+    pop = build_population(scenario, scenario.seed)
+    samplers = [ActSampler(row) for row in pop.base_rate]
+    rng = np.random.default_rng(0)
+    engine_s, naive_s = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        engine_acts = sum(s.draw(rng).size for s in samplers)
+        engine_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        naive_acts = int(sum(rng.poisson(row).sum() for row in pop.base_rate))
+        naive_s.append(time.perf_counter() - t0)
+    e, n = statistics.median(engine_s), statistics.median(naive_s)
+    return {"citizens": pop.size, "types": len(samplers), "acts_per_day": engine_acts,
+            "naive_acts_per_day": naive_acts, "engine_median_s": e, "naive_median_s": n,
+            "speedup": n / e}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference", type=int, default=5, help="runs of reference.toml")
+    parser.add_argument("--rongcheng", type=int, default=1, help="full-size runs of rongcheng.toml (0: skip)")
+    parser.add_argument("--acts", type=int, default=20, help="repeats of the act-sampler comparison")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    report = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+                          "cpus": __import__("os").cpu_count()}}
+    report["reference"] = whole_run("scenarios/reference.toml", [], args.reference)
+    print(json.dumps(report["reference"], indent=2))
+    report["acts"] = act_sampler(args.acts)
+    print(json.dumps(report["acts"], indent=2))
+    if args.rongcheng:
+        report["rongcheng"] = whole_run("scenarios/rongcheng.toml", [], args.rongcheng)
+        print(json.dumps(report["rongcheng"], indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
