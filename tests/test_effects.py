@@ -234,3 +234,65 @@ def test_ban_days_equal_days_under_the_condition(reference_path, days):
         eng.step()
     assert expected.max() > 0
     np.testing.assert_array_equal(eng.effect_days[0], expected)
+
+
+def test_deterrence_and_fear_above_one_raise_rates(make_tiny):
+    """Multipliers above 1 (a grade that emboldens, a fear that spurs) add acts, not only thin them."""
+    days, k = 70, 7
+    sc = make_tiny({
+        "days": days, "population.size": 100,
+        "scoring.start": 900,  # grade B from day 0, on no list until the first step
+        "population.groups": [{"name": "calm", "share": 0.5, "rate_multipliers": {"bad": 0.0}},
+                              {"name": "listed", "share": 0.5, "rate_multipliers": {"good": 0.0}}],
+        "network": {"model": "sbm", "k_in": 0.0, "k_out": 100.0},
+        "record_types[0].serious": True, "record_types[0].rate": 1.0, "record_types[0].points": 0.0,
+        "record_types[0].validity_days": 365,
+        "record_types[1].rate": 0.2, "record_types[1].points": 0.0,
+        "record_types[1].deterrence": {"B": 1.5}, "record_types[1].fear": 2.0,
+    })
+    eng = Engine(sc)
+    eng.run()
+    calm = eng.population.group == 0
+    assert (eng.standing.grade == 1).all() and eng.standing.feared[calm].all()
+    acts = eng.daily["acts"][:, 1]
+    lam_day = eng.population.base_rate[1].sum()
+    before, after = acts[:k].sum(), acts[k:].sum()
+    assert abs(before - 1.5 * lam_day * k) <= 4 * np.sqrt(1.5 * lam_day * k)
+    lam = 1.5 * 2.0 * lam_day * (days - k)
+    assert abs(after - lam) <= 4 * np.sqrt(lam), (after, lam)
+
+
+def _in_effect_counts(eng, type_index, day):
+    led = eng.ledger.arrays()
+    sc = eng.scenario
+    validity = sc.record_types[type_index].validity_days
+    over = led["overturned_day"]
+    end = np.where(over >= 0, np.minimum(led["effective_day"] + validity, over), led["effective_day"] + validity)
+    live = (led["type"] == type_index) & (led["effective_day"] <= day) & (day < end)
+    return np.bincount(led["citizen"][live], minlength=sc.population.size)
+
+
+def test_named_list_and_side_scheme_conditions(make_tiny):
+    sc = make_tiny({
+        "days": 60, "population.size": 200, "scoring.every_days": 5,
+        "record_types[0].rate": 0.01, "record_types[1].rate": 0.02,
+        "lists.named": [{"name": "debtors", "record_types": ["bad"]}],
+        "schemes": [{"name": "side", "start": 500, "min": 0, "max": 560, "points": {"good": 40},
+                     "coupling": {"mode": "none"}}],
+        "effects": [{"name": "rail_ban", "kind": "ban", "when": {"lists": ["debtors"]}},
+                    {"name": "visible", "kind": "privilege", "when": {"scheme": "side", "min_score": 540}}],
+    })
+    eng = Engine(sc)
+    eng.run()
+    last_day = sc.days - 1
+    bad = _in_effect_counts(eng, 0, last_day)
+    good = _in_effect_counts(eng, 1, last_day)
+    assert bad.any() and (good > 1).any()
+    listed = eng.standing.listing.named[0]
+    np.testing.assert_array_equal(listed, bad > 0)
+    assert eng.metrics[-1]["list_debtors"] == int((bad > 0).sum())
+    np.testing.assert_array_equal(eng.standing.side_scores[0], np.clip(500 + 40 * good, 0, 560))
+    applies = eng.standing.effects.applies
+    np.testing.assert_array_equal(applies[0], bad > 0)
+    np.testing.assert_array_equal(applies[1], good > 0)
+    assert eng.metrics[-1]["effect_visible"] == int((good > 0).sum())

@@ -168,17 +168,23 @@ def _points_trajectory(sc):
     return eng, np.array(points)  # (days, N): P as of each day's scoring step
 
 
-@pytest.mark.parametrize("appeal", [1.0, 0.0])
-def test_false_record_overturned_or_expired_restores_points(make_tiny, appeal):
-    sc = make_tiny({
+@pytest.mark.parametrize("case", ["false_appealed", "false_not_appealed", "true"])
+def test_record_overturned_or_expired_restores_points(make_tiny, case):
+    """Citizens with a single record: P drops to P0 - 10 on the effective day and is back at
+    P0 exactly on effective + appeals.days (appealed false record) or effective + validity."""
+    overrides = {
         "days": 160, "population.size": 60, "scoring.every_days": 1,
-        "agencies[0].false_rate": 0.25, "agencies[0].delay_days": 3,
-        "record_types[0].validity_days": 40,
-        "appeals": {"probability": appeal, "days": 12},
-    })
+        "agencies[0].delay_days": 3, "record_types[0].validity_days": 40,
+        "appeals": {"probability": 1.0 if case == "false_appealed" else 0.0, "days": 12},
+    }
+    if case == "true":
+        overrides["record_types[0].rate"] = 0.0015
+    else:
+        overrides["agencies[0].false_rate"] = 0.25
+    sc = make_tiny(overrides)
     eng, traj = _points_trajectory(sc)
     led = eng.ledger.arrays()
-    assert led["is_false"].all() and led["citizen"].size >= 5
+    assert (led["is_false"] == (case != "true")).all() and led["citizen"].size >= 5
     counts = np.bincount(led["citizen"], minlength=60)
     checked = 0
     for r in range(led["citizen"].size):
@@ -186,10 +192,11 @@ def test_false_record_overturned_or_expired_restores_points(make_tiny, appeal):
         if counts[i] != 1:
             continue
         eff = led["effective_day"][r]
-        end = eff + (12 if appeal else 40)
+        assert eff == led["act_day"][r] + 3
+        end = eff + (12 if case == "false_appealed" else 40)
         if end >= sc.days:
             continue
-        assert led["overturned_day"][r] == (eff + 12 if appeal else -1)
+        assert led["overturned_day"][r] == (eff + 12 if case == "false_appealed" else -1)
         assert traj[eff - 1, i] == 1000.0, "nothing before the record takes effect"
         assert traj[eff, i] == 990.0, "the record counts from its effective day"
         assert traj[end - 1, i] == 990.0
@@ -380,3 +387,25 @@ def test_system_false_still_records_acts(reference_path):
     for c, rt in enumerate(sc.record_types):
         q = _coverage(sc, rt)
         assert abs(recs[c] - acts[c] * q) <= 4 * np.sqrt(acts[c] * q * (1 - q)), rt.name
+
+
+# ---------------------------------------------------------------------------
+# The random streams the engine draws from
+# ---------------------------------------------------------------------------
+
+
+def test_keyed_uniform_is_uniform_and_a_pure_function_of_its_keys():
+    from socialcredit.rng import keyed_uniform, name_key, stream
+
+    ids = np.arange(200_000)
+    u = keyed_uniform(7, "tie_cut", 3, ids)
+    assert ((u >= 0) & (u < 1)).all()
+    assert stats.kstest(u, "uniform").pvalue > 1e-4
+    # each id keeps its own number whatever set of ids is asked for
+    np.testing.assert_array_equal(keyed_uniform(7, "tie_cut", 3, ids[::7]), u[::7])
+    other = keyed_uniform(7, "tie_cut", 4, ids)
+    assert abs(np.corrcoef(u, other)[0, 1]) < 0.02
+    a = stream(7, "acts", 3, name_key("petition")).random(5)
+    np.testing.assert_array_equal(a, stream(7, "acts", 3, name_key("petition")).random(5))
+    assert not np.array_equal(a, stream(7, "acts", 4, name_key("petition")).random(5))
+    assert not np.array_equal(a, stream(8, "acts", 3, name_key("petition")).random(5))

@@ -316,3 +316,27 @@ def test_wrap_positions_point_at_each_tie():
     for t in range(4):
         for pos in ties._pos[:, t]:
             assert ties.adjacency.data[pos] == w[t]
+
+
+@pytest.mark.parametrize("model, overrides, mean_degree", [
+    ("watts_strogatz", {"network.k": 12, "network.rewire": 0.2}, 12.0),
+    ("barabasi_albert", {"network.m": 4}, 2 * 4 * (1500 - 4) / 1500),
+])
+def test_scenario_selects_the_generator(reference_path, model, overrides, mean_degree):
+    from socialcredit.resources import expected_ties
+
+    sc = load_scenario(reference_path, {"population.size": 1500, "network.model": model, **overrides})
+    eng = Engine(sc)
+    _assert_simple(eng.ties.src, eng.ties.dst, 1500)
+    assert abs(2 * eng.ties.n_ties / 1500 - mean_degree) < 0.02
+    assert abs(expected_ties(sc) / eng.ties.n_ties - 1) < 0.01
+    eng.run(until=28)
+    assert len(eng.metrics) == 4
+
+
+def test_expected_ties_for_sbm(reference_path):
+    from socialcredit.resources import expected_ties
+
+    sc = load_scenario(reference_path, {"population.size": 5000})
+    eng = Engine(sc)
+    assert abs(expected_ties(sc) - eng.ties.n_ties) <= 4 * np.sqrt(expected_ties(sc)) + 0.01 * eng.ties.n_ties

@@ -159,3 +159,36 @@ def test_grade_index_against_a_python_loop():
         return len(REFERENCE_GRADES) - 1
 
     assert grade_index(scores, REFERENCE_GRADES).tolist() == [slow(s) for s in scores]
+
+
+# ---------------------------------------------------------------------------
+# Properties (Hypothesis): the coupled score is a weighted average of own points
+# ---------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    density=st.floats(0.0, 1.0),
+    kappa=st.floats(0.0, 0.95),
+    seed=st.integers(0, 2**32 - 1),
+    mode=st.sampled_from(["friedkin_johnsen", "neighbour_mean"]),
+)
+def test_coupled_score_stays_within_neighbourhood_range(n, density, kappa, seed, mode):
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    src, dst = np.nonzero(upper)
+    w = rng.uniform(0.1, 5.0, size=src.size)
+    ties = _wrap(src.astype(np.int32), dst.astype(np.int32), np.zeros(src.size, np.int8), w, n)
+    points = rng.uniform(0, 1200, size=n)
+    score, _ = coupled_score(points, ties.adjacency, Coupling(mode=mode, kappa=kappa, tolerance=1e-9))
+    assert (score >= points.min() - 1e-6).all() and (score <= points.max() + 1e-6).all()
+    dense = ties.adjacency.toarray()
+    if mode == "friedkin_johnsen":
+        np.testing.assert_allclose(score, _closed_form(points, dense, kappa), atol=1e-6)
+    # equal own points stay put, whatever the graph
+    flat, _ = coupled_score(np.full(n, 777.0), ties.adjacency, Coupling(mode=mode, kappa=kappa))
+    np.testing.assert_allclose(flat, 777.0, atol=1e-6)

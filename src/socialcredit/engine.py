@@ -43,17 +43,35 @@ class Standing:
     effects: EffectState
 
 
+#: A citizen's score is logged again once it has moved this many points since it was last logged.
+SCORE_RESOLUTION = 0.5
+
+
 @dataclass
 class Changes:
-    """Standing changes per step: the compact history of grades and lists."""
+    """The compact history of standings: one row per citizen and step where something changed.
+
+    A row is logged when the citizen's grade, lists or cause changed, or when her
+    score moved by at least :data:`SCORE_RESOLUTION` points since her last row.
+    Between two rows her score stayed within that distance of the last logged
+    value; ``replay.standing_at`` recomputes any step exactly.
+    """
 
     chunks: list[tuple] = field(default_factory=list)
+    logged_score: np.ndarray | None = None
 
-    def add(self, step: int, day: int, ids: np.ndarray, standing: Standing) -> None:
+    def add(self, step: int, day: int, old: Standing, new: Standing) -> None:
+        if self.logged_score is None:
+            self.logged_score = old.score.copy()
+        lst, prev = new.listing, old.listing
+        ids = np.flatnonzero((new.grade != old.grade) | (lst.black != prev.black) | (lst.red != prev.red)
+                             | (lst.cause != prev.cause)
+                             | (np.abs(new.score - self.logged_score) >= SCORE_RESOLUTION))
         if ids.size:
-            lst = standing.listing
+            self.logged_score[ids] = new.score[ids]
             self.chunks.append((ids.astype(np.int32), np.full(ids.size, step, np.int32), np.full(ids.size, day, np.int32),
-                                standing.grade[ids], lst.black[ids], lst.red[ids], lst.cause[ids]))
+                                new.points[ids], new.score[ids], new.grade[ids], lst.black[ids], lst.red[ids],
+                                lst.cause[ids]))
 
 
 class Engine:
@@ -95,6 +113,7 @@ class Engine:
         self.ledger = Ledger()
         self.daily = {name: np.zeros((days, n_types), dtype=np.int64) for name in DAILY_COUNTERS}
         self.effect_days = np.zeros((len(scenario.effects), n), dtype=np.int32)
+        self.acts_by_citizen = np.zeros((n_types, n), dtype=np.int32)
         self.metrics: list[dict[str, float | int]] = []
         self.changes = Changes()
         self.ties_cut_total = 0
@@ -116,8 +135,7 @@ class Engine:
             raise RuntimeError(f"the run is over: it has {self.scenario.days} days")
         t0 = time.perf_counter()
         self._acts_and_records(t)
-        if self.scenario.system:
-            self._false_records(t)
+        self._false_records(t)
         t1 = time.perf_counter()
         self.timings["acts"] += t1 - t0
         if (t + 1) % self.scenario.scoring.every_days == 0:
@@ -166,7 +184,8 @@ class Engine:
         for c in range(len(sc.record_types)):
             ids, record_u = draw_acts(self.samplers[c], self.boosts[c], self._multiplier(c), self.seed, t, cat.type_keys[c])
             self.daily["acts"][t, c] = ids.size
-            if not sc.system or ids.size == 0:
+            np.add.at(self.acts_by_citizen[c], ids, 1)
+            if ids.size == 0:
                 continue
             prob = np.minimum(1.0, cat.coverage[c] * self.standing.effects.record_factor(int(cat.agency_of[c]), ids))
             ids = ids[record_u < prob]
@@ -200,17 +219,15 @@ class Engine:
         old = self.standing
         self._count_effect_days(self.period_start, t)
         self.period_start = t + 1
+        new, iterations = self._new_standing(t)
         if sc.system:
-            new, iterations = self._new_standing(t)
             ties_cut = self._cut_ties(new.listing.black, t)
             new.feared = (self.ties.adjacency @ new.listing.black.astype(np.float64)) > 0
             new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_ties())
             self._update_boosts(new)
-        else:
-            new, iterations, ties_cut = old, 0, 0
-        changed = np.flatnonzero((new.grade != old.grade) | (new.listing.black != old.listing.black)
-                                 | (new.listing.red != old.listing.red) | (new.listing.cause != old.listing.cause))
-        self.changes.add(self.step_index, t, changed, new)
+        else:  # the platform keeps its books, but nothing acts on them
+            ties_cut = 0
+        self.changes.add(self.step_index, t, old, new)
         self.standing = new
         self.metrics.append(step_row(
             sc, self.population, self.step_index, t, t + 1 - sc.scoring.every_days, new.grade, new.listing,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 TABLES = ("metrics", "citizens", "records", "ties", "standing")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+ROW_GROUP = 1 << 17  # rows per Parquet row group: small enough for filters to skip most of a table
 
 
 def _categorical(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
@@ -68,6 +69,8 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
         citizens[f"list_{nl.name}"] = st.listing.named[k]
     for s, scheme in enumerate(sc.schemes):
         citizens[f"score_{scheme.name}"] = st.side_scores[s]
+    for c, name in enumerate(sc.type_names):
+        citizens[f"acts_{name}"] = engine.acts_by_citizen[c]
     citizens["true_records"] = true_counts.astype(np.int32)
     citizens["false_records"] = false_counts.astype(np.int32)
     sanction = np.zeros(n, dtype=np.int32)
@@ -83,6 +86,8 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
     citizens["degree_start"] = engine.degree_start
     citizens["degree_end"] = ties.degree(active_only=True)
 
+    order = np.lexsort((ledger["act_day"], ledger["citizen"]))  # one citizen's records are contiguous
+    ledger = {k: v[order] for k, v in ledger.items()}
     types = ledger["type"].astype(np.int64)
     records = {
         "citizen": ledger["citizen"],
@@ -102,13 +107,15 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
         "cut_day": _nullable(ties.cut_day),
     }
     chunks = engine.changes.chunks
-    cols = [np.concatenate([c[i] for c in chunks]) if chunks else np.empty(0, dt)
-            for i, dt in enumerate((np.int32, np.int32, np.int32, np.int8, bool, bool, np.int8))]
+    dtypes = (np.int32, np.int32, np.int32, np.float64, np.float64, np.int8, bool, bool, np.int8)
+    cols = [np.concatenate([c[i] for c in chunks]) if chunks else np.empty(0, dt) for i, dt in enumerate(dtypes)]
+    order = np.lexsort((cols[1], cols[0]))  # by citizen, then step: one citizen's history is contiguous
+    cols = [c[order] for c in cols]
     standing = {
-        "citizen": cols[0], "step": cols[1], "day": cols[2],
-        "grade": _categorical(cols[3], grades),
-        "blacklisted": cols[4], "redlisted": cols[5],
-        "black_cause": _categorical(cols[6], list(CAUSES)),
+        "citizen": cols[0], "step": cols[1], "day": cols[2], "points": cols[3], "score": cols[4],
+        "grade": _categorical(cols[5], grades),
+        "blacklisted": cols[6], "redlisted": cols[7],
+        "black_cause": _categorical(cols[8], list(CAUSES)),
     }
     metrics = pa.Table.from_pylist(engine.metrics) if engine.metrics else pa.table({"step": pa.array([], pa.int64())})
     return {
@@ -152,7 +159,7 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
     hashes = {}
     for name, table in build_tables(engine).items():
         path = tmp / f"{name}.parquet"
-        pq.write_table(table, path, compression="zstd")
+        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP)
         hashes[path.name] = sha256(path)
     timings = dict(engine.timings)
     timings["write"] = time.perf_counter() - t0

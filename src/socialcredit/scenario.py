@@ -273,7 +273,11 @@ class Scenario(_Strict):
     appeals: Appeals = Field(default_factory=Appeals)
     effects: list[Effect] = Field(default_factory=list)
     schemes: list[Scheme] = Field(default_factory=list)
-    system: bool = Field(default=True, description="false: no scoring consequences (the no-system baseline).")
+    system: bool = Field(
+        default=True,
+        description="false: records are kept and scores computed, but nothing acts on them "
+                    "(no deterrence, fear, effects or tie cutting): the no-system baseline.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -414,7 +418,7 @@ def scenario_from_dict(raw: dict[str, Any], overrides: list[str] | dict[str, Any
     if overrides:
         items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
         for key, value in items:
-            set_path(raw, key, value)
+            set_path(raw, key, _deepcopy(value))
     try:
         return Scenario.model_validate(raw)
     except ScenarioError:
