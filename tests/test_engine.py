@@ -54,9 +54,10 @@ def test_acts_per_type_with_system_on_but_no_rules(reference_path, neutral):
 
 def test_daily_counts_are_poisson_across_seeds(reference_path):
     """traffic_violation has h = inf and no group multiplier: its daily count is Poisson(r N)
-    whatever the seed. 20 seeds x 364 days, chi-square goodness of fit and dispersion."""
+    whatever the seed. 20 seeds x 182 days, chi-square goodness of fit and dispersion."""
     n = 1000
-    sc = load_scenario(reference_path, {"population.size": n, "system": False})
+    sc = load_scenario(reference_path, {"population.size": n, "system": False, "coupling.mode": "none", "days": 182,
+                                        **{f"agencies[{a}].false_rate": 0.0 for a in range(3)}})
     c = sc.type_names.index("traffic_violation")
     lam = 0.002 * n
     counts, first_days = [], []
@@ -376,10 +377,11 @@ def test_initial_standing_is_p0_on_no_list(reference_path):
     assert (st.listing.cause == CAUSE_NONE).all() and not st.feared.any()
 
 
-def test_system_false_still_records_acts(reference_path):
-    """system = false switches off the consequences of scoring (no-system.toml: "acts and
-    records are unchanged"), not the agencies: acts are still recorded at the coverage."""
-    sc = load_scenario(reference_path, {"population.size": 3000, "system": False})
+def test_system_false_keeps_the_books_but_nothing_acts_on_them(reference_path):
+    """docs/model.md 7.14 and no-system.toml: acts at base rates, recorded at q_a (no
+    surveillance), false records as usual, grades and lists computed; no cuts, no fear, no effects."""
+    sc = load_scenario(reference_path, {"population.size": 3000, "system": False,
+                                        "scoring.start": 700})  # grade C: surveillance x2 would apply
     eng = Engine(sc)
     eng.run()
     acts = eng.daily["acts"].sum(axis=0)
@@ -387,6 +389,48 @@ def test_system_false_still_records_acts(reference_path):
     for c, rt in enumerate(sc.record_types):
         q = _coverage(sc, rt)
         assert abs(recs[c] - acts[c] * q) <= 4 * np.sqrt(acts[c] * q * (1 - q)), rt.name
+        mu = eng.population.base_rate[c].sum() * sc.days  # no deterrence although everyone is C
+        assert abs(acts[c] - mu) <= 4 * np.sqrt(mu), rt.name
+    assert eng.daily["false_records"].sum() > 0 and eng.daily["overturned"].sum() > 0
+    last = eng.metrics[-1]
+    assert last["blacklisted"] > 0 and last["grade_C"] < 3000  # who would have been listed
+    assert last["black_by_record"] + last["black_by_error"] + last["black_by_association"] == last["blacklisted"]
+    assert last["ties_cut_cum"] == 0 and eng.ties.active.all()
+    assert not eng.standing.feared.any()
+    assert (eng.effect_days == 0).all()
+    assert all(r[f"effect_{e.name}"] == 0 for r in eng.metrics for e in sc.effects)
+
+
+def test_system_acts_are_a_subset_of_the_no_system_twin(reference_path, tmp_path):
+    """Deterrence and fear only thin the same candidate acts (docs/model.md 7.15)."""
+    import pandas as pd
+
+    import socialcredit
+
+    on = load_scenario(reference_path, {"population.size": 2000})
+    off = load_scenario(reference_path, {"population.size": 2000, "system": False})
+    a = pd.read_parquet(socialcredit.run(on, out=tmp_path / "on").path / "citizens.parquet")
+    b = pd.read_parquet(socialcredit.run(off, out=tmp_path / "off").path / "citizens.parquet")
+    for name in on.type_names:
+        assert (a[f"acts_{name}"] <= b[f"acts_{name}"]).all(), name
+    assert (a["acts_online_criticism"].sum() < b["acts_online_criticism"].sum())
+    for name in ("traffic_violation", "loan_arrears", "volunteering"):  # not deterred: identical
+        assert (a[f"acts_{name}"] == b[f"acts_{name}"]).all(), name
+
+
+def test_false_records_and_appeals_are_nested_across_appeal_rates(reference_path):
+    led = {}
+    for p in (0.3, 0.6):
+        eng = Engine(load_scenario(reference_path, {"population.size": 2000, "appeals.probability": p}))
+        eng.run()
+        a = eng.ledger.arrays()
+        f = a["is_false"]
+        order = np.lexsort((a["type"][f], a["citizen"][f], a["act_day"][f]))
+        led[p] = {k: v[f][order] for k, v in a.items()}
+    for k in ("citizen", "type", "act_day", "effective_day"):
+        np.testing.assert_array_equal(led[0.3][k], led[0.6][k])
+    low, high = led[0.3]["overturned_day"] >= 0, led[0.6]["overturned_day"] >= 0
+    assert (high[low]).all() and high.sum() > low.sum()
 
 
 # ---------------------------------------------------------------------------

@@ -95,3 +95,25 @@ def test_replay_when_every_tie_has_been_cut(make_tiny, tmp_path):
     for step in (0, 1, 2):
         st = _check_step(result.path, result.engine, step)
     np.testing.assert_array_equal(st.score, result.engine.standing.score)
+
+
+def test_standing_rows_hold_the_replayed_values_and_the_logging_rule(small_reference_run):
+    """Every standing row equals the replayed P and S at its step; between a citizen's rows her
+    replayed S stays within 0.5 points of her last logged S, and her grade stays the same."""
+    run = small_reference_run.path
+    names = small_reference_run.engine.scenario.grade_names
+    rows = pd.read_parquet(run / "standing.parquet")
+    logged_score = np.full(1000, 1000.0)
+    logged_grade = np.full(1000, names.index("A"))
+    for step in range(52):
+        st = standing_at(run, step)
+        part = rows[rows["step"] == step]
+        ids = part["citizen"].to_numpy()
+        np.testing.assert_array_equal(part["points"].to_numpy(), st.points[ids])
+        np.testing.assert_array_equal(part["score"].to_numpy(), st.score[ids])
+        np.testing.assert_array_equal([names.index(g) for g in part["grade"].astype(str)], st.grade[ids])
+        logged_score[ids] = st.score[ids]
+        logged_grade[ids] = st.grade[ids]
+        quiet = np.setdiff1d(np.arange(1000), ids)
+        assert (np.abs(st.score[quiet] - logged_score[quiet]) < 0.5).all(), step
+        np.testing.assert_array_equal(st.grade[quiet], logged_grade[quiet])

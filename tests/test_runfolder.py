@@ -219,3 +219,55 @@ def test_memory_estimate_grows_with_the_city(reference_path):
     huge = load_scenario(reference_path, ["population.size=2000000000"])
     with pytest.raises(ResourceError):
         check_memory(huge, limit_bytes=64 * 2**30)
+
+
+def _documented_order(scenario):
+    metrics = ["step", "day"] + [f"grade_{g}" for g in scenario.grade_names]
+    metrics += ["blacklisted", "redlisted", "black_by_record", "black_by_error", "black_by_association"]
+    metrics += [f"list_{nl.name}" for nl in scenario.lists.named]
+    for counter in ("acts", "true_records", "false_records", "overturned"):
+        for t in scenario.type_names:
+            metrics += [f"{counter}_{t}", f"{counter}_{t}_cum"]
+    metrics += ["ties_cut", "ties_cut_cum", "ties_active", "mean_points", "mean_score"]
+    for g in scenario.group_names:
+        metrics += [f"mean_score_{g}", f"median_score_{g}", f"blacklist_rate_{g}"]
+    metrics += [f"effect_{e.name}" for e in scenario.effects]
+    metrics += [f"scheme_mean_{s.name}" for s in scenario.schemes]
+    metrics += ["solver_iterations"]
+    citizens = ["citizen", "group", "points", "score", "grade", "blacklisted", "redlisted", "black_cause"]
+    citizens += [f"list_{nl.name}" for nl in scenario.lists.named]
+    citizens += [f"score_{s.name}" for s in scenario.schemes]
+    citizens += [f"acts_{t}" for t in scenario.type_names]
+    citizens += ["true_records", "false_records"] + [f"days_{e.name}" for e in scenario.effects]
+    citizens += ["sanction_days", "privilege_days", "degree_start", "degree_end"]
+    return {
+        "metrics": metrics,
+        "citizens": citizens,
+        "records": ["citizen", "type", "agency", "act_day", "effective_day", "points", "is_false", "overturned_day"],
+        "ties": ["source", "target", "kind", "weight", "cut_day"],
+        "standing": ["citizen", "step", "day", "points", "score", "grade", "blacklisted", "redlisted", "black_cause"],
+    }
+
+
+def test_columns_in_documented_order_with_every_family(scenarios_dir, tmp_path):
+    """docs/outputs.md: exact column lists and order, on rongcheng.toml (named list, scheme, effects)."""
+    scenario = load_scenario(scenarios_dir / "rongcheng.toml", ["population.size=1500", "days=28"])
+    run = sc.run(scenario, out=tmp_path / "r").path
+    for table, columns in _documented_order(scenario).items():
+        assert pq.read_schema(run / f"{table}.parquet").names == columns, table
+    cit = pq.read_table(run / "citizens.parquet")
+    days = sum(cit[f"days_{e.name}"].to_numpy() for e in scenario.effects if e.kind != "privilege")
+    np.testing.assert_array_equal(cit["sanction_days"].to_numpy(), days)
+    # records ordered by citizen, then act day; standing by citizen, then step
+    rec = pd.read_parquet(run / "records.parquet")
+    assert rec.equals(rec.sort_values(["citizen", "act_day"], kind="stable"))
+    st = pd.read_parquet(run / "standing.parquet")
+    assert st.equals(st.sort_values(["citizen", "step"], kind="stable"))
+    assert not st.duplicated(["citizen", "step"]).any()
+
+
+def test_acts_columns_add_up_to_the_metrics(small_reference_run):
+    cit = pd.read_parquet(small_reference_run.path / "citizens.parquet")
+    last = small_reference_run.metrics[-1]
+    for name in small_reference_run.engine.scenario.type_names:
+        assert int(cit[f"acts_{name}"].sum()) == last[f"acts_{name}_cum"]

@@ -420,3 +420,8 @@ def test_smoke_rongcheng_versus_no_system(smoke_runs):
     assert base.daily["acts"][:, crit].sum() >= rong.daily["acts"][:, crit].sum()
     # before any standing differs (the first week), the acts are identical draws
     np.testing.assert_array_equal(rong.daily["acts"][:7], base.daily["acts"][:7])
+
+
+def test_record_type_names_ending_in_cum_are_reserved(reference_path):
+    e = _error(reference_path, {"record_types[1].name": "loan_cum", "population.groups[2].rate_multipliers": {}})
+    assert "record_types[1].name" in _paths(e)
