@@ -8,6 +8,7 @@ import pytest
 
 import socialcredit as sc
 from socialcredit.replay import standing_at
+from socialcredit.engine import SCORE_RESOLUTION
 from socialcredit.scenario import load_scenario
 
 
@@ -99,7 +100,7 @@ def test_replay_when_every_tie_has_been_cut(make_tiny, tmp_path):
 
 def test_standing_rows_hold_the_replayed_values_and_the_logging_rule(small_reference_run):
     """Every standing row equals the replayed P and S at its step; between a citizen's rows her
-    replayed S stays within 0.5 points of her last logged S, and her grade stays the same."""
+    replayed S stays within SCORE_RESOLUTION points of her last logged S, and her grade stays the same."""
     run = small_reference_run.path
     names = small_reference_run.engine.scenario.grade_names
     rows = pd.read_parquet(run / "standing.parquet")
@@ -115,5 +116,5 @@ def test_standing_rows_hold_the_replayed_values_and_the_logging_rule(small_refer
         logged_score[ids] = st.score[ids]
         logged_grade[ids] = st.grade[ids]
         quiet = np.setdiff1d(np.arange(1000), ids)
-        assert (np.abs(st.score[quiet] - logged_score[quiet]) < 0.5).all(), step
+        assert (np.abs(st.score[quiet] - logged_score[quiet]) < SCORE_RESOLUTION).all(), step
         np.testing.assert_array_equal(st.grade[quiet], logged_grade[quiet])

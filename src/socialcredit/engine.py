@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, evaluate_effects
+from .kernels import matvec
 from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -44,7 +45,7 @@ class Standing:
 
 
 #: A citizen's score is logged again once it has moved this many points since it was last logged.
-SCORE_RESOLUTION = 0.5
+SCORE_RESOLUTION = 2.0
 
 
 @dataclass
@@ -222,7 +223,7 @@ class Engine:
         new, iterations = self._new_standing(t)
         if sc.system:
             ties_cut = self._cut_ties(new.listing.black, t)
-            new.feared = (self.ties.adjacency @ new.listing.black.astype(np.float64)) > 0
+            new.feared = matvec(self.ties.adjacency, new.listing.black.astype(np.float64)) > 0
             new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_ties())
             self._update_boosts(new)
         else:  # the platform keeps its books, but nothing acts on them
@@ -285,7 +286,7 @@ class Engine:
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.effect_days.size:
-            self.effect_days += self.standing.effects.applies.astype(np.int32) * np.int32(last - first + 1)
+            self.effect_days[self.standing.effects.applies] += np.int32(last - first + 1)
 
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Ends of the active family ties, when some effect spills over to family."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .kernels import jacobi_step, matvec
 from .scenario import Coupling, Grade
 
 MILLI = 1000  # points are stored as integer milli-points
@@ -77,7 +78,7 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
     coef = kappa * inv
     base = np.where(tied, (1.0 - kappa) * points, points)
     if coupling.mode == "neighbour_mean":
-        return base + coef * (adjacency @ points), 1
+        return base + coef * matvec(adjacency, points), 1
     return _chebyshev(base, coef, adjacency, points, kappa, coupling.tolerance)
 
 
@@ -99,8 +100,7 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     omega = 1.0
     bound = tolerance * (1.0 - kappa)
     for iteration in range(1, 10_000):
-        jacobi = base + coef * (adjacency @ current)  # hot path: one matvec per iteration
-        residual = np.max(np.abs(jacobi - current)) if current.size else 0.0
+        jacobi, residual = jacobi_step(adjacency, current, base, coef)  # hot path: one matvec
         if residual < bound:
             return jacobi, iteration
         if iteration == 1:
