@@ -174,7 +174,7 @@ def test_run_killed_mid_write_leaves_no_complete_looking_folder(reference_path, 
     calls = _failing_writer(monkeypatch, fail_on=3)
     with pytest.raises(OSError, match="simulated"):
         sc.run(scenario, out=out)
-    assert calls["n"] == 3
+    assert calls["n"] >= 3  # tables are written in parallel: the others may finish
     assert not out.exists()
     assert not list(tmp_path.rglob("manifest.json"))
     with pytest.raises(RunFolderError):

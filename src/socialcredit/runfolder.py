@@ -156,34 +156,38 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    t0 = time.perf_counter()
-    tables = build_tables(engine)
+    try:
+        t0 = time.perf_counter()
+        tables = build_tables(engine)
 
-    def write(name: str) -> tuple[str, str]:
-        path = tmp / f"{name}.parquet"
-        pq.write_table(tables[name], path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
-        return path.name, sha256(path)
+        def write(name: str) -> tuple[str, str]:
+            path = tmp / f"{name}.parquet"
+            pq.write_table(tables[name], path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
+            return path.name, sha256(path)
 
-    with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
-        hashes = dict(sorted(pool.map(write, tables)))  # pyarrow writes without the GIL
-    timings = dict(engine.timings)
-    timings["write"] = time.perf_counter() - t0
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "package": "socialcredit",
-        "version": __version__,
-        "scenario_name": engine.scenario.name,
-        "seed": engine.seed,
-        "days": engine.scenario.days,
-        "citizens": engine.population.size,
-        "ties": engine.ties.n_ties,
-        "steps": len(engine.metrics),
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "sha256": hashes,
-        "scenario": engine.scenario.to_dict(),
-        **(extra or {}),
-    }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
+            hashes = dict(sorted(pool.map(write, tables)))  # pyarrow writes without the GIL
+        timings = dict(engine.timings)
+        timings["write"] = time.perf_counter() - t0
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "package": "socialcredit",
+            "version": __version__,
+            "scenario_name": engine.scenario.name,
+            "seed": engine.seed,
+            "days": engine.scenario.days,
+            "citizens": engine.population.size,
+            "ties": engine.ties.n_ties,
+            "steps": len(engine.metrics),
+            "timings_s": {k: round(v, 4) for k, v in timings.items()},
+            "sha256": hashes,
+            "scenario": engine.scenario.to_dict(),
+            **(extra or {}),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed write leaves nothing behind
+        raise
     _replace(tmp, out)
     return out
 
