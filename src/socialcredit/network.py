@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
+from .kernels import stable_row_order
 from .population import Population
 from .rng import stream
 from .scenario import Network
@@ -109,9 +110,7 @@ def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, weight: np.ndarray
     e = src.shape[0]
     rows = np.concatenate([src, dst])
     cols = np.concatenate([dst, src])
-    order = np.argsort(rows, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    order, indptr = stable_row_order(rows, n)
     data = np.concatenate([weight, weight])[order]
     adjacency = sp.csr_matrix((data, cols[order], indptr), shape=(n, n))
     where = np.empty(2 * e, dtype=np.int64)

@@ -68,7 +68,9 @@ class ActSampler:
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Citizen ids of the day's candidate acts (one entry per act)."""
         count = rng.poisson(self.total)
-        return np.searchsorted(self.cumulative, rng.random(count) * self.total, side="right").astype(np.int32)
+        # sorted needles let searchsorted start each search where the last one ended
+        needles = np.sort(rng.random(count)) * self.total
+        return np.searchsorted(self.cumulative, needles, side="right").astype(np.int32)
 
 
 def draw_acts(sampler: ActSampler, boost: ActSampler | None, multiplier, seed: int,
