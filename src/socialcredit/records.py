@@ -197,12 +197,12 @@ def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray,
         types = np.flatnonzero((catalogue.agency_of == a_idx) & negative)
         if types.size == 0:
             continue
+        rng = stream(seed, "false_records", day, name_key(agency.name))  # groups drawn in scenario order
         for g_idx, group in enumerate(scenario.population.groups):
             size = int(starts[g_idx + 1] - starts[g_idx])
             if size == 0:
                 continue
             rate = size * agency.false_rate * agency.false_rate_multipliers.get(group.name, 1.0) / 365.0
-            rng = stream(seed, "false_records", day, name_key(agency.name), name_key(group.name))
             count = rng.poisson(rate)
             if count == 0:
                 continue
