@@ -5,7 +5,9 @@ Run from the repository root:
     python benchmarks/bench_core.py                 # reference (5 runs), acts stage, rongcheng (1 run)
     python benchmarks/bench_core.py --rongcheng 3   # three full Rongcheng runs
 
-Each whole run is timed in a fresh subprocess (so peak memory is the run's
+Each whole run is timed in a fresh subprocess (``wall``: interpreter start,
+imports, build, run and writing the run folder; ``run``: ``socialcredit.run``
+alone) (so peak memory is the run's
 own, read from the kernel's VmHWM), and figures are printed as medians.
 The act-sampler comparison draws one day of acts for every record type of
 the Rongcheng city twice, side by side in one process: once as the engine
@@ -34,13 +36,15 @@ import socialcredit as sc
 scenario = sc.load_scenario(sys.argv[1], sys.argv[2:])
 estimate = sc.estimate_memory(scenario)["total"]
 with tempfile.TemporaryDirectory() as tmp:
+    t1 = time.perf_counter()
     result = sc.run(scenario, out=tmp + "/run", force=True)
+    run_s = time.perf_counter() - t1
     wall = time.perf_counter() - t0
 hwm = 0
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"):
         hwm = int(line.split()[1]) * 1024
-print(json.dumps({"wall_s": wall, "peak_bytes": hwm, "estimate_bytes": estimate,
+print(json.dumps({"wall_s": wall, "run_s": run_s, "peak_bytes": hwm, "estimate_bytes": estimate,
                   "timings": result.engine.timings, "blacklisted": result.summary["blacklisted"]}))
 """
 
@@ -53,10 +57,12 @@ def whole_run(scenario: str, overrides: list[str], repeat: int) -> dict:
                              capture_output=True, text=True, check=True)
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     walls = [s["wall_s"] for s in samples]
+    runs = [s["run_s"] for s in samples]
     peaks = [s["peak_bytes"] for s in samples]
     return {
         "scenario": scenario, "overrides": overrides, "runs": repeat,
         "median_wall_s": statistics.median(walls), "min_wall_s": min(walls),
+        "median_run_s": statistics.median(runs),
         "median_peak_gib": statistics.median(peaks) / 2**30,
         "estimate_gib": samples[0]["estimate_bytes"] / 2**30,
         "estimate_over_peak": samples[0]["estimate_bytes"] / statistics.median(peaks),
