@@ -95,6 +95,8 @@ def _print_summary(console, result) -> None:
     timings = result.engine.timings
     console.print(f"time: build {timings['build']:.1f}s, acts {timings['acts']:.1f}s, scoring {timings['scoring']:.1f}s")
     console.print(f"run folder: {result.path}")
+    console.print(f"report:     socialcredit report {result.path}")
+    console.print(f"explain:    socialcredit explain {result.path} CITIZEN")
     console.print(f"query it:   duckdb -c \"select * from '{result.path}/metrics.parquet'\"")
 
 
@@ -119,6 +121,176 @@ def check(scenario_file: Path, overrides: tuple[str, ...]) -> None:
                f"{len(scenario.effects)} effects, {len(scenario.schemes)} side schemes")
     click.echo(f"  about {expected_ties(scenario):,.0f} ties and {expected_records(scenario):,.0f} records; "
                f"memory estimate {est['total'] / 2**30:.2f} GiB")
+
+
+RUN = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@main.command()
+@click.argument("run_folder", type=RUN)
+@click.argument("citizen", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the story as JSON.")
+def explain(run_folder: Path, citizen: int, as_json: bool) -> None:
+    """Why is CITIZEN where she is? Her story in RUN_FOLDER, in time order."""
+    from .explain import explain as explain_citizen
+
+    try:
+        story = explain_citizen(run_folder, citizen)
+    except (SocialCreditError, IndexError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(story, indent=2))
+        return
+    _print_story(_console(), story)
+
+
+def _print_story(console, story) -> None:
+    from rich.table import Table
+
+    final = story["final"]
+    listed = "BLACK list" if final["blacklisted"] else ("red list" if final["redlisted"] else "no list")
+    cause = f" (cause: {final['cause']})" if final["blacklisted"] else ""
+    console.print(f"[bold]Citizen {story['citizen']}[/bold], group {story['group']}, "
+                  f"scenario {story['scenario']} (seed {story['seed']})")
+    console.print(f"Now: grade {final['grade']}, {listed}{cause}; own points {final['points']:.1f}, "
+                  f"score {final['score']:.2f}")
+    net = story["network"]
+    console.print(f"Network: {net['degree_start']} ties at the start, {net['degree_end']} active at the end; "
+                  f"pull of friends' scores S - P = {net['pull']:+.2f}")
+    if net["neighbours"]:
+        table = Table(title="neighbours who pulled most (kappa * w * (S_j - P_i))")
+        for col in ("citizen", "kind", "grade", "score", "contribution"):
+            table.add_column(col, justify="right")
+        for nb in net["neighbours"]:
+            table.add_row(str(nb["citizen"]), nb["kind"], nb["grade"], f"{nb['score']:.1f}",
+                          f"{nb['contribution']:+.2f}")
+        console.print(table)
+    for ep in story["blacklistings"]:
+        until = f"until day {ep['end_day']}" if ep["end_day"] is not None else "still listed"
+        console.print(f"Blacklisted from day {ep['start_day']} ({until}); cause: {', '.join(ep['causes'])}")
+    if story["effects"]:
+        console.print("Effects: " + "; ".join(f"{e['name']} ({e['kind']}) {e['days']} days" for e in story["effects"]))
+    timeline = Table(title="story")
+    timeline.add_column("day", justify="right")
+    timeline.add_column("what happened")
+    for ev in story["timeline"]:
+        timeline.add_row(str(ev["day"]), ev["event"])
+    console.print(timeline)
+
+
+@main.command()
+@click.argument("run_a", type=RUN)
+@click.argument("run_b", type=RUN)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
+    """Compare RUN_A with RUN_B (same city and seed, different rules)."""
+    from rich.table import Table
+
+    from .compare import compare as compare_runs
+
+    try:
+        data = compare_runs(run_a, run_b)
+    except (SocialCreditError, ValueError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = _console()
+    for note in data["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    table = Table(title=f"A = {run_a}   B = {run_b}")
+    for col in ("measure", "A", "B", "A - B"):
+        table.add_column(col, justify="right")
+    for row in data["aggregate"]:
+        table.add_row(row["measure"], _fmt(row["a"]), _fmt(row["b"]), _fmt(row["difference"]))
+    console.print(table)
+    chill = Table(title="criticism acts (chilling effect)")
+    for col in ("group", "type", "A", "B", "A - B"):
+        chill.add_column(col, justify="right")
+    for row in data["chilling"]:
+        chill.add_row(row["group"], row["type"], str(row["acts_a"]), str(row["acts_b"]), str(row["difference"]))
+    console.print(chill)
+    lc = data["list_changes"]
+    console.print(f"black list: {lc['black_in_a_only']} only in A, {lc['black_in_b_only']} only in B, "
+                  f"{lc['black_in_both']} in both")
+    console.print("sanction-days added by A: " + ", ".join(f"{r['group']} {r['added']:+,}" for r in data["sanction_days"]))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+@main.command()
+@click.argument("run_folder", type=RUN)
+@click.option("--baseline", type=RUN, default=None, help="A no-system run of the same city and seed.")
+@click.option("--sample", type=int, default=20, show_default=True, help="False records replayed for spill-over.")
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
+def audit(run_folder: Path, baseline: Path | None, sample: int, as_json: bool) -> None:
+    """Audit the data platform of RUN_FOLDER and who pays for it."""
+    from rich.table import Table
+
+    from .audit import audit as audit_run
+
+    try:
+        data = audit_run(run_folder, baseline=baseline, spillover_sample=sample)
+    except (SocialCreditError, ValueError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = _console()
+    rec, false = data["records"], data["false_records"]
+    console.print(f"[bold]{data['scenario']}[/bold]: {data['citizens']:,} citizens, {data['days']} days")
+    console.print(f"records held: {rec['total']:,} ({rec['per_citizen_mean']:.2f} per citizen, max "
+                  f"{rec['per_citizen_max']}); false: {false['count']:,} ({false['share']:.1%}), "
+                  f"{false['overturned']:,} overturned, in effect {false['mean_days_in_effect']:.0f} days on average")
+    c = data["causes"]
+    console.print(f"black list: {c['blacklisted']:,} = {c['record']:,} by record + {c['error']:,} by error + "
+                  f"{c['association']:,} by association")
+    di = Table(title=f"disparate impact (four-fifths rule, reference group {data['disparate_impact']['reference_group']})")
+    for col in ("group", "citizens", "blacklisted", "rate", "impact ratio", "flag"):
+        di.add_column(col, justify="right")
+    for g in data["disparate_impact"]["groups"]:
+        di.add_row(g["group"], f"{g['citizens']:,}", f"{g['blacklisted']:,}", f"{g['blacklist_rate']:.1%}",
+                   f"{g['impact_ratio']:.2f}", "FLAGGED" if g["flagged"] else "")
+    console.print(di)
+    sp = data["spillover"]
+    console.print(f"spill-over: {sp['sampled']} of {sp['in_effect']} false records in effect at the last step "
+                  f"replayed without them: {sp['mean_grade_changes']:.2f} other citizens' grades changed on "
+                  f"average (max {sp['max_grade_changes']})")
+    iso = data["isolation"]
+    lcc = iso["largest_component"]
+    console.print(f"isolation: blacklisted lost {iso['mean_degree_loss_blacklisted']:.2f} ties on average, others "
+                  f"{iso['mean_degree_loss_others']:.2f}; {iso['isolated']:,} left without any tie "
+                  f"({iso['isolated_blacklisted']:,} of them blacklisted); largest component "
+                  f"{lcc[0]['share']:.1%} -> {lcc[-1]['share']:.1%} of citizens")
+    if data["silenced"] is None:
+        console.print("silenced criticism: run no-system.toml with the same population and seed and pass --baseline")
+    else:
+        console.print(f"silenced criticism: {data['silenced']['total_silenced']:,} acts fewer than without the system")
+
+
+@main.command()
+@click.argument("run_folder", type=RUN)
+@click.option("--compare", "compare_with", type=RUN, default=None, help="A second run to compare with.")
+@click.option("--baseline", type=RUN, default=None, help="A no-system run of the same city and seed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: RUN_FOLDER/report.html).")
+def report(run_folder: Path, compare_with: Path | None, baseline: Path | None, out: Path | None) -> None:
+    """Write a self-contained HTML report of RUN_FOLDER."""
+    from .report import write_report
+
+    try:
+        path = write_report(run_folder, out=out, compare_with=compare_with, baseline=baseline)
+    except (SocialCreditError, ValueError) as exc:
+        _fail(exc)
+        return
+    click.echo(f"report: {path}")
 
 
 @main.command()

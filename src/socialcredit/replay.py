@@ -70,14 +70,23 @@ def standing_at(run: str | Path, step: int) -> StepStanding:
     np.add.at(raw, rec["citizen"].to_numpy()[in_effect], milli[in_effect])
     sc = scenario.scoring
     points = own_points(raw, sc.start, sc.min, sc.max)
+    adjacency = adjacency_at(run, day, n)
+    strength = np.asarray(adjacency.sum(axis=1)).ravel()
+    score, _ = coupled_score(points, adjacency, scenario.coupling, strength)
+    return StepStanding(step=step, day=day, points=points, score=score, grade=grade_index(score, sc.grades))
+
+
+def adjacency_at(run: str | Path, day: int, n: int):
+    """The weighted adjacency the scoring step on ``day`` used (ties cut that day still count).
+
+    Built in the engine's own entry order, so products with it are bit-identical.
+    """
     ties = read_table(run, "ties")
     active = _filled(ties["cut_day"], np.iinfo(np.int32).max) >= day  # cut after this step's scoring
     src = ties["source"].to_numpy()
     wrapped = _wrap(src, ties["target"].to_numpy(), np.zeros(src.size, np.int8),
                     ties["weight"].to_numpy() * active, n)
-    strength = np.asarray(wrapped.adjacency.sum(axis=1)).ravel()
-    score, _ = coupled_score(points, wrapped.adjacency, scenario.coupling, strength)
-    return StepStanding(step=step, day=day, points=points, score=score, grade=grade_index(score, sc.grades))
+    return wrapped.adjacency
 
 
 def _filled(column, fill: int) -> np.ndarray:

@@ -23,6 +23,7 @@ STAGES = {
     "boost": 6,
     "false_records": 7,
     "tie_cut": 8,
+    "audit": 9,
 }
 
 
