@@ -184,7 +184,11 @@ def spillover(path: Path, sc: Scenario, manifest: dict[str, Any], citizens, reco
     grade = grade_index(score, sc.scoring.grades)
     black_grade = np.array([g in sc.lists.black_grades for g in sc.grade_names])
     listed = citizens["blacklisted"].to_numpy(zero_copy_only=False)
-    listed_otherwise = listed & ~black_grade[grade]  # serious records: unchanged by another's record
+    # listed by a serious record in effect: another citizen's record cannot change that
+    serious = np.array([t.serious for t in sc.record_types])[types] & in_effect
+    listed_otherwise = np.zeros(n, dtype=bool)
+    if sc.lists.serious_blacklists:
+        listed_otherwise[citizen[serious]] = True
     adjacency = adjacency_at(path, day, n)
     strength = np.asarray(adjacency.sum(axis=1)).ravel()
     coupling = sc.coupling.model_copy(update={"tolerance": 1e-9})

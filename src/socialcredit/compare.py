@@ -24,11 +24,15 @@ EXAMPLES = 10
 
 
 def city(scenario) -> tuple:
-    """What makes two scenarios the same city: population, propensities and network (not the rules)."""
+    """What makes two scenarios the same city: population, propensities and network (not the rules).
+
+    Record types that never happen (rate 0) do not change the city: every other
+    type's random stream is keyed by its own name.
+    """
     net = scenario.network
     return (scenario.population, net.model, net.k_in, net.k_out, net.k, net.rewire, net.m, net.path,
             tuple((k.name, k.share, k.weight) for k in net.kinds),
-            tuple((t.name, t.rate, t.heterogeneity) for t in scenario.record_types))
+            tuple((t.name, t.rate, t.heterogeneity) for t in scenario.record_types if t.rate > 0))
 
 
 def compare(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:

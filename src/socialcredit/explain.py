@@ -169,11 +169,15 @@ def _network(r: _Run, citizen: int, person: dict[str, Any]) -> dict[str, Any]:
     ties = pq.read_table(r.path / "ties.parquet", columns=["source", "target", "kind", "weight", "cut_day"],
                          filters=[[("source", "=", citizen)], [("target", "=", citizen)]])
     other = np.where(ties["source"].to_numpy() == citizen, ties["target"].to_numpy(), ties["source"].to_numpy())
-    active = pc.is_null(ties["cut_day"]).to_numpy(zero_copy_only=False)
+    cut_day = pc.fill_null(ties["cut_day"], np.iinfo(np.int32).max).to_numpy()
+    k = sc.scoring.every_days
+    last_day = (sc.days // k) * k - 1
+    never_cut = cut_day == np.iinfo(np.int32).max
+    active = cut_day >= last_day  # ties cut after the last scoring still counted in it
     weight = ties["weight"].to_numpy()
     kinds = ties["kind"].to_pylist()
     pull = person["score"] - person["points"]
-    result: dict[str, Any] = {"degree_start": int(other.size), "degree_end": int(active.sum()), "pull": pull,
+    result: dict[str, Any] = {"degree_start": int(other.size), "degree_end": int(never_cut.sum()), "pull": pull,
                               "kappa": sc.coupling.kappa, "mode": sc.coupling.mode, "neighbours": []}
     if not active.any() or sc.coupling.mode == "none":
         return result
