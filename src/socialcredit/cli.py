@@ -293,6 +293,123 @@ def report(run_folder: Path, compare_with: Path | None, baseline: Path | None, o
     click.echo(f"report: {path}")
 
 
+def _grid(specs: tuple[str, ...]) -> dict[str, list]:
+    from .errors import ScenarioError
+    from .scenario import parse_value
+
+    grid: dict[str, list] = {}
+    for spec in specs:
+        path, sep, values = spec.partition("=")
+        if not sep or not path.strip() or not values.strip():
+            raise ScenarioError(spec, spec, "a grid axis must look like PATH=v1,v2,...", "e.g. --grid coupling.kappa=0.1,0.3,0.5")
+        grid[path.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+    return grid
+
+
+@main.command()
+@click.argument("scenario_or_sweep_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--grid", "grid_specs", multiple=True, metavar="PATH=v1,v2,...", help="One axis of the grid (repeatable).")
+@click.option("--replicates", type=int, default=None, help="Runs per cell (default 1, or the sweep file's).")
+@click.option("--seed", type=int, default=None, help="Sweep seed (default 0, or the sweep file's).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=SET_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Sweep folder (resumable).")
+@click.option("--workers", type=int, default=None, help="Workers of the embedded cluster (default: all cores).")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(scenario_or_sweep_file: Path, grid_specs: tuple[str, ...], replicates: int | None, seed: int | None,
+          overrides: tuple[str, ...], out: Path, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+    """Run a grid of rule variants with replicates on Dask; rerun to resume."""
+    from . import sweep as sweeps
+
+    try:
+        grid = _grid(grid_specs)
+        sets = list(overrides)
+        scenario = scenario_or_sweep_file
+        if scenario_or_sweep_file.suffix == ".toml" and _is_sweep_file(scenario_or_sweep_file):
+            spec = sweeps.load_sweep_file(scenario_or_sweep_file)
+            scenario = spec["scenario"]
+            grid = {**spec["grid"], **grid}
+            sets = list(spec.get("set", [])) + sets
+            replicates = replicates if replicates is not None else spec["replicates"]
+            seed = seed if seed is not None else spec["seed"]
+        table = sweeps.sweep(scenario, grid, replicates or 1, out, seed=seed or 0, workers=workers,
+                             scheduler=scheduler, progress=not quiet, overrides=sets)
+    except (SocialCreditError, ValueError) as exc:
+        _fail(exc)
+        return
+    console = _console()
+    sweeps.print_summary(table, console)
+    console.print(f"sweep folder: {out}   (query it: socialcredit query {out} \"select * from summary\")")
+
+
+def _is_sweep_file(path: Path) -> bool:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return "grid" in data and "population" not in data  # a sweep file, not a scenario
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--param", "params", multiple=True, required=True, metavar="PATH=LO:HI", help="A parameter and its range (repeatable).")
+@click.option("--method", type=click.Choice(["sobol", "morris"]), default="sobol", show_default=True)
+@click.option("--samples", type=int, default=64, show_default=True, help="Base samples (sobol) or trajectories (morris).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=SET_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder (resumable).")
+@click.option("--workers", type=int, default=None, help="Workers of the embedded cluster (default: all cores).")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Use an existing Dask cluster.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sensitivity(scenario_file: Path, params: tuple[str, ...], method: str, samples: int, seed: int,
+                overrides: tuple[str, ...], out: Path, workers: int | None, scheduler: str | None, quiet: bool) -> None:
+    """Global sensitivity analysis (SALib) of blacklisting to the declared parameter ranges."""
+    from rich.table import Table
+
+    from .sensitivity import parse_param, sensitivity as analyse
+
+    try:
+        ranges = {}
+        for spec in params:
+            path, lo, hi = parse_param(spec)
+            ranges[path] = (lo, hi)
+        table = analyse(scenario_file, ranges, method=method, samples=samples, out=out, seed=seed, workers=workers,
+                        scheduler=scheduler, progress=not quiet, overrides=list(overrides))
+    except (SocialCreditError, ValueError) as exc:
+        _fail(exc)
+        return
+    rows = table.to_pylist()
+    view = Table(title=f"{method} sensitivity indices (95 % confidence)")
+    for col in rows[0].keys() if rows else ():
+        view.add_column(col, justify="right")
+    for row in rows:
+        view.add_row(*(_fmt(v) for v in row.values()))
+    console = _console()
+    console.print(view)
+    console.print(f"indices: {out}/indices.parquet   plot: {out}/indices.svg")
+
+
+@main.command()
+@click.argument("folder", type=RUN)
+@click.argument("sql")
+@click.option("--max-rows", type=int, default=50, show_default=True, help="Rows to print.")
+def query(folder: Path, sql: str, max_rows: int) -> None:
+    """Run SQL (DuckDB) over a run or sweep folder; tables are named after its Parquet files."""
+    from .query import format_table, query as run_query
+
+    try:
+        frame = run_query(folder, sql)
+    except SocialCreditError as exc:
+        _fail(exc)
+        return
+    except Exception as exc:  # DuckDB's own errors: show them as a usage error
+        _fail(exc)
+        return
+    click.echo(format_table(frame, max_rows=max_rows))
+
+
 @main.command()
 @click.option("--indent", type=int, default=2, help="JSON indentation.")
 def schema(indent: int) -> None:
