@@ -24,6 +24,18 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
+def _call(fn, *args, **kwargs):
+    """Call a data function; a user-facing error is printed and exits with status 2."""
+    try:
+        return fn(*args, **kwargs)
+    except (SocialCreditError, ValueError, IndexError) as exc:
+        _fail(exc)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="socialcredit")
 def main() -> None:
@@ -134,14 +146,9 @@ def explain(run_folder: Path, citizen: int, as_json: bool) -> None:
     """Why is CITIZEN where she is? Her story in RUN_FOLDER, in time order."""
     from .explain import explain as explain_citizen
 
-    try:
-        story = explain_citizen(run_folder, citizen)
-    except (SocialCreditError, IndexError) as exc:
-        _fail(exc)
-        return
+    story = _call(explain_citizen, run_folder, citizen)
     if as_json:
-        click.echo(json.dumps(story, indent=2))
-        return
+        return _echo_json(story)
     _print_story(_console(), story)
 
 
@@ -189,14 +196,9 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 
     from .compare import compare as compare_runs
 
-    try:
-        data = compare_runs(run_a, run_b)
-    except (SocialCreditError, ValueError) as exc:
-        _fail(exc)
-        return
+    data = _call(compare_runs, run_a, run_b)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
+        return _echo_json(data)
     console = _console()
     for note in data["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
@@ -235,14 +237,9 @@ def audit(run_folder: Path, baseline: Path | None, sample: int, as_json: bool) -
 
     from .audit import audit as audit_run
 
-    try:
-        data = audit_run(run_folder, baseline=baseline, spillover_sample=sample)
-    except (SocialCreditError, ValueError) as exc:
-        _fail(exc)
-        return
+    data = _call(audit_run, run_folder, baseline=baseline, spillover_sample=sample)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
+        return _echo_json(data)
     console = _console()
     rec, false = data["records"], data["false_records"]
     console.print(f"[bold]{data['scenario']}[/bold]: {data['citizens']:,} citizens, {data['days']} days")
@@ -285,11 +282,7 @@ def report(run_folder: Path, compare_with: Path | None, baseline: Path | None, o
     """Write a self-contained HTML report of RUN_FOLDER."""
     from .report import write_report
 
-    try:
-        path = write_report(run_folder, out=out, compare_with=compare_with, baseline=baseline)
-    except (SocialCreditError, ValueError) as exc:
-        _fail(exc)
-        return
+    path = _call(write_report, run_folder, out=out, compare_with=compare_with, baseline=baseline)
     click.echo(f"report: {path}")
 
 
