@@ -13,9 +13,9 @@ from .errors import ResourceError
 from .scenario import Scenario
 
 BYTES_PER_TIE_KEPT = 61        # ends, kind, weight, cut day, CSR (both directions), positions
-BYTES_PER_TIE_BUILDING = 120   # generator keys and CSR sort buffers, freed after building
+BYTES_PER_TIE_BUILDING = 90    # generator keys and CSR sort buffers, freed after building
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
-OVERHEAD = 150 * 2**20         # interpreter, numpy, pyarrow
+OVERHEAD = 170 * 2**20         # interpreter, numpy, scipy, pyarrow
 
 
 def expected_ties(scenario: Scenario) -> float:
