@@ -322,7 +322,7 @@ def sweep(scenario_or_sweep_file: Path, grid_specs: tuple[str, ...], replicates:
             spec = sweeps.load_sweep_file(scenario_or_sweep_file)
             scenario = spec["scenario"]
             grid = {**spec["grid"], **grid}
-            sets = list(spec.get("set", [])) + sets
+            sets = list(spec["overrides"]) + sets
             replicates = replicates if replicates is not None else spec["replicates"]
             seed = seed if seed is not None else spec["seed"]
         table = sweeps.sweep(scenario, grid, replicates or 1, out, seed=seed or 0, workers=workers,

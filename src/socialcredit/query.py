@@ -101,31 +101,13 @@ def _dataset(files: list[Path], base: Path | None = None):
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
     if base is None:
         return ds.dataset([str(f) for f in files], format="parquet", schema=schema)
-    # cell comes from the folder name; a file's own cell column (same value) is replaced by it
-    fields = [f for f in schema if f.name != "cell"]
-    schema = pa.schema([*fields, pa.field("cell", pa.int64())], metadata=schema.metadata)
+    # cell comes from the folder name (first column, or where the files have it; same value)
+    cell = pa.field("cell", pa.int64())
+    fields = [cell if f.name == "cell" else f for f in schema]
+    schema = pa.schema(fields if "cell" in schema.names else [cell, *fields], metadata=schema.metadata)
     partitioning = ds.partitioning(pa.schema([("cell", pa.int64())]), flavor="hive")
     return ds.dataset([str(f) for f in files], format="parquet", schema=schema,
                       partitioning=partitioning, partition_base_dir=str(base))
-
-
-def read_part(folder: str | Path, part: str = "runs") -> pa.Table:
-    """All ``runs`` (or ``metrics``) files of a sweep folder as one Arrow table, sorted by cell and replicate.
-
-    Columns keep their file order; ``cell`` (from the folder names) comes first.
-    """
-    files = part_files(folder, part)
-    if not files:
-        raise RunFolderError(f"{folder} has no {part}/cell=K/replicate=R.parquet files; has the sweep run?")
-    table = _dataset(files, Path(folder) / part).to_table()
-    names = ["cell"] + [n for n in table.column_names if n != "cell"]
-    table = table.select(names)
-    keys = [("cell", "ascending")]
-    if "replicate" in names:
-        keys.append(("replicate", "ascending"))
-    if part == "metrics" and "step" in names:
-        keys.append(("step", "ascending"))
-    return table.sort_by(keys)
 
 
 def views(path: str | Path) -> dict[str, Any]:

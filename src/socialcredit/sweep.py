@@ -19,6 +19,12 @@ a run's ``runs`` file is written after its ``metrics`` file, so a ``runs`` file
 marks a finished run. Running the same sweep again into the same ``OUT``
 resumes it: finished runs are skipped, the others are run (again).
 
+Read the tables with :func:`read_runs` / :func:`read_metrics`, polars or DuckDB
+(``'OUT/runs/*/*.parquet'``), or ``pyarrow.dataset.dataset(OUT / "runs",
+partitioning="hive")``. The files hold their own ``cell`` column, so plain
+``pyarrow.parquet.read_table(OUT / "runs")``, which infers ``cell=K`` as a
+dictionary column, needs ``partitioning=None``.
+
 Dask is imported only when a sweep runs; ``import socialcredit`` stays light.
 """
 
@@ -31,6 +37,7 @@ import os
 import signal
 import threading
 import tomllib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ResourceError, ResumeError, ScenarioError, ScenarioErrors
+from .sweepfile import load_sweep_file, write_sweep_file  # noqa: F401  (re-exported)
 from .scenario import Scenario, load_scenario, parse_value, scenario_from_dict
 
 SWEEP_JSON = "sweep.json"
@@ -52,7 +60,6 @@ CLOCK_COLUMNS = ("step", "day")
 #: Measures shown by :func:`print_summary`.
 HEADLINE = ("blacklisted", "black_by_error", "black_by_association", "ties_cut_cum")
 #: Keys of a sweep file.
-SWEEP_FILE_KEYS = ("scenario", "replicates", "seed", "grid", "set")
 
 
 # --------------------------------------------------------------------------
@@ -116,133 +123,6 @@ def replicate_seed(sweep_seed: int, replicate: int) -> int:
 
 
 # --------------------------------------------------------------------------
-# Sweep files
-# --------------------------------------------------------------------------
-
-def load_sweep_file(path: str | Path) -> dict[str, Any]:
-    """Read a sweep file (TOML) into the keyword arguments of :func:`sweep`.
-
-    The file::
-
-        scenario = "reference.toml"        # relative to the sweep file
-        replicates = 5
-        seed = 7                           # optional, default 0
-        set = ["population.size=2000"]     # optional base overrides
-        [grid]
-        "coupling.kappa" = [0.0, 0.25, 0.5]
-        "network.cut_probability" = [0.0, 0.05]
-
-    Unquoted dotted keys in ``[grid]`` (``coupling.kappa = [...]``) mean the
-    same path.
-
-    Returns
-    -------
-    dict
-        ``scenario`` (Path, resolved against the sweep file's folder),
-        ``replicates``, ``seed``, ``grid`` (path -> list) and ``overrides``
-        (the ``set`` list), so that ``sweep(**load_sweep_file(p), out=...)`` runs it.
-
-    Raises
-    ------
-    ScenarioError
-        An unreadable file, invalid TOML, an unknown or missing key or a value
-        of the wrong kind, naming the key.
-    """
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(str(path), None, f"cannot read the sweep file ({exc.strerror})", "check the path") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(path), None, f"not valid TOML: {exc}", "fix the TOML syntax at the line shown") from None
-    where = f"in sweep file {path.name}"
-    for key in raw:
-        if key not in SWEEP_FILE_KEYS:
-            raise ScenarioError(key, raw[key], f"unknown key {where}",
-                                f"use only {', '.join(SWEEP_FILE_KEYS)}; scenario fields go in [grid] or set")
-    for key in ("scenario", "replicates", "grid"):
-        if key not in raw:
-            raise ScenarioError(key, None, f"missing {where}", f"add {key} = ...")
-    if not isinstance(raw["scenario"], str):
-        raise ScenarioError("scenario", raw["scenario"], f"must be a path string {where}", 'e.g. scenario = "reference.toml"')
-    for key in ("replicates", "seed"):
-        value = raw.get(key, 0 if key == "seed" else 1)
-        low = 1 if key == "replicates" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ScenarioError(key, value, f"must be an integer >= {low} {where}", f"e.g. {key} = {max(low, 3)}")
-    if not isinstance(raw["grid"], dict):
-        raise ScenarioError("grid", raw["grid"], f"must be a table {where}", '[grid] then "coupling.kappa" = [0.2, 0.5]')
-    overrides = raw.get("set", [])
-    if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
-        raise ScenarioError("set", overrides, f"must be a list of \"PATH=VALUE\" strings {where}",
-                            'e.g. set = ["population.size=2000"]')
-    grid = _flatten_grid(raw["grid"], "")
-    expand_grid(grid)  # checks every path has a non-empty list
-    scenario = Path(raw["scenario"])
-    if not scenario.is_absolute():
-        scenario = path.parent / scenario
-    return {"scenario": scenario, "replicates": raw["replicates"], "seed": raw.get("seed", 0),
-            "grid": grid, "overrides": list(overrides)}
-
-
-def _flatten_grid(table: dict[str, Any], prefix: str) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for key, value in table.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten_grid(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
-
-
-def write_sweep_file(path: str | Path, spec: dict[str, Any]) -> Path:
-    """Write ``spec`` (the dict :func:`load_sweep_file` returns) as a sweep file.
-
-    ``load_sweep_file(write_sweep_file(p, spec)) == spec`` once the scenario
-    path is resolved. The scenario path is written relative to the sweep
-    file's folder when it lies below it.
-    """
-    path = Path(path)
-    scenario = Path(spec["scenario"])
-    try:
-        scenario = scenario.resolve().relative_to(path.parent.resolve())
-    except ValueError:
-        scenario = scenario.resolve()
-    lines = [f"scenario = {_toml(scenario.as_posix())}", f"replicates = {_toml(spec['replicates'])}",
-             f"seed = {_toml(spec.get('seed', 0))}"]
-    if spec.get("overrides"):
-        lines.append(f"set = {_toml(list(spec['overrides']))}")
-    lines.append("")
-    lines.append("[grid]")
-    lines += [f"{_toml(str(p))} = {_toml(list(v))}" for p, v in spec["grid"].items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _toml(value: Any) -> str:
-    """A TOML value (scalars, arrays, inline tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {value!r} to TOML")
-
-
-# --------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------
 
@@ -256,8 +136,8 @@ def sweep(scenario: str | Path, grid: dict[str, list], replicates: int, out: str
     Examples
     --------
     >>> table = sweep("scenarios/reference.toml", {"coupling.kappa": [0.2, 0.5]}, replicates=2,
-    ...               out=tmp / "sweep", overrides=["population.size=50"])  # doctest: +SKIP
-    >>> table.column("blacklisted_mean")  # doctest: +SKIP
+    ...               out="sweeps/kappa", overrides=["population.size=50"])  # doctest: +SKIP
+    >>> table.column("blacklisted_mean").to_pylist()  # doctest: +SKIP
     """
     return run_cells(scenario, expand_grid(grid), replicates, out, seed=seed, workers=workers,
                      scheduler=scheduler, progress=progress, overrides=overrides)
@@ -345,7 +225,8 @@ def run_cells(scenario: str | Path, cells: list[dict[str, Any]], replicates: int
     for k, cell in enumerate(cells):
         merged = {**base_changes, **cell}
         if "seed" in cell:
-            raise ScenarioError("seed", cell["seed"], f"sweep cell {k} sets the scenario seed, which a sweep does not use",
+            raise ScenarioError("seed", cell["seed"],
+                                f"sweep cell {k} sets the scenario seed, which a sweep does not use",
                                 "vary replicates and the sweep seed instead")
         try:
             sc = scenario_from_dict(raw, merged)  # = load_scenario(scenario, overrides + cell)
@@ -407,8 +288,11 @@ def _run_pending(raw: dict, changes: list[dict], params: tuple, seeds: list[int]
     names, types, rows = params
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"NUMBA_NUM_THREADS": "1"})  # one core per worker: no oversubscription
+        with warnings.catch_warnings():
+            # without a dashboard the scheduler's bare HTTP server just moves off a busy port 8787: not news
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   env={"NUMBA_NUM_THREADS": "1"})  # one core per worker: no oversubscription
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             schema = pa.schema([pa.field(n, t) for n, t in zip(names, types)])
@@ -442,9 +326,13 @@ def _run_task(raw: dict, changes: dict, cell: int, replicate: int, seed: int, ou
     engine.run()
     rows = engine.metrics
     n = len(rows)
-    ids = {"cell": pa.array(np.full(n, cell, np.int64)), "replicate": pa.array(np.full(n, replicate, np.int64)),
+    # int32 ids: the type pyarrow's hive partitioning infers for the cell=K folders
+    ids = {"cell": pa.array(np.full(n, cell, np.int32)), "replicate": pa.array(np.full(n, replicate, np.int32)),
            "seed": pa.array(np.full(n, seed, np.int64))}
     metrics = pa.Table.from_pylist(rows)
+    clash = [f.name for f in schema if f.name in metrics.column_names]
+    if clash:
+        raise ValueError(f"parameter columns {clash} are named like metrics columns; rename these cell labels")
     metrics = pa.table({**ids, **{name: metrics.column(name) for name in metrics.column_names}})
     _write_table(metrics, _run_file(Path(out), "metrics", cell, replicate))
     if chaos is not None:
@@ -487,6 +375,21 @@ def read_runs(out: str | Path, n_cells: int | None = None, replicates: int | Non
     return pa.concat_tables(tables, promote_options="default")
 
 
+def read_metrics(out: str | Path) -> pa.Table:
+    """Every finished run's metrics rows, sorted by cell, replicate and step."""
+    out = Path(out)
+    tables = [pq.read_table(_run_file(out, "metrics", k, r), partitioning=None) for k, r in _finished(out)]
+    return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+
+
+def _finished(out: Path) -> list[tuple[int, int]]:
+    """(cell, replicate) of every runs file in ``out``."""
+    done = []
+    for path in (out / "runs").glob("cell=*/replicate=*.parquet"):
+        done.append((int(path.parent.name.removeprefix("cell=")), int(path.stem.removeprefix("replicate="))))
+    return sorted(done)
+
+
 def summarise(runs: pa.Table, params: Sequence[str]) -> pa.Table:
     """Per cell: the parameter columns, ``runs`` and mean / 95 % CI of every measure."""
     from scipy.stats import t as student_t
@@ -501,7 +404,7 @@ def summarise(runs: pa.Table, params: Sequence[str]) -> pa.Table:
     skip = set(ID_COLUMNS) | set(params) | set(CLOCK_COLUMNS)
     measures = [f.name for f in runs.schema if f.name not in skip
                 and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
-    columns: dict[str, Any] = {"cell": pa.array(cell[starts], pa.int64())}
+    columns: dict[str, Any] = {"cell": pa.array(cell[starts], pa.int32())}
     first = runs.take(pa.array(starts))
     for name in params:
         columns[name] = first.column(name)
@@ -652,8 +555,8 @@ def _check_same_sweep(out: Path, spec: dict[str, Any]) -> None:
                       f"{'' if len(old.get('cells') or []) != len(spec['cells']) else ', with other values'})")
     if _canonical(old.get("cell_labels")) != _canonical(spec["cell_labels"]):
         differ.append("the cell labels differ")
-    for key in ("replicates", "seed"):
-        if old.get(key) != spec[key]:
+    for key in ("replicates", "seed", "version"):  # another version may compute other results
+        if key in spec and old.get(key) != spec[key]:
             differ.append(f"{key} is {old.get(key)!r} there, {spec[key]!r} here")
     if differ:
         raise ResumeError(f"{out} holds a different sweep: " + "; ".join(differ)
