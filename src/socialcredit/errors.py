@@ -62,5 +62,9 @@ class ResumeError(SocialCreditError, RuntimeError):
     """A run or sweep cannot be resumed from what is on disk."""
 
 
+class QueryError(SocialCreditError, ValueError):
+    """The SQL failed: a syntax error, an unknown view or column, or a refused write."""
+
+
 class CalibrationWarning(UserWarning):
     """A scenario uses a number whose source is marked unverified or claim."""

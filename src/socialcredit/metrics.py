@@ -58,3 +58,20 @@ def step_row(scenario: Scenario, population: Population, step: int, day: int, fi
         row[f"scheme_mean_{scheme.name}"] = float(side_scores[s].mean())
     row["solver_iterations"] = iterations
     return row
+
+
+def metric_columns(scenario: Scenario) -> list[str]:
+    """The columns of ``metrics.parquet`` for a scenario, in order (as ``metrics.step_row`` writes them)."""
+    cols = ["step", "day", *(f"grade_{g}" for g in scenario.grade_names),
+            "blacklisted", "redlisted", "black_by_record", "black_by_error", "black_by_association",
+            *(f"list_{nl.name}" for nl in scenario.lists.named)]
+    for counter in DAILY_COUNTERS:
+        for name in scenario.type_names:
+            cols += [f"{counter}_{name}", f"{counter}_{name}_cum"]
+    cols += ["ties_cut", "ties_cut_cum", "ties_active", "mean_points", "mean_score"]
+    for g in scenario.group_names:
+        cols += [f"mean_score_{g}", f"median_score_{g}", f"blacklist_rate_{g}"]
+    cols += [f"effect_{e.name}" for e in scenario.effects]
+    cols += [f"scheme_mean_{s.name}" for s in scenario.schemes]
+    cols.append("solver_iterations")
+    return cols

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .errors import RunFolderError, SocialCreditError
+from .errors import QueryError, RunFolderError
 from .runfolder import MANIFEST, TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,10 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 SWEEP_MANIFEST = "sweep.json"
 SWEEP_PARTS = ("metrics", "runs")
 _PART_FILE = re.compile(r"^cell=(\d+)$")
-
-
-class QueryError(SocialCreditError, ValueError):
-    """The SQL failed: a syntax error, an unknown view or column, or a refused write."""
 
 
 def folder_kind(path: str | Path) -> str:

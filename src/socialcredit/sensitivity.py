@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import ResumeError, ScenarioError
-from .metrics import DAILY_COUNTERS
+from .metrics import metric_columns
 from .scenario import Scenario, load_scenario, scenario_from_dict
 
 METHODS = ("sobol", "morris")
@@ -212,23 +212,6 @@ def _validate_point(raw: dict[str, Any], point: dict[str, Any], what: str, path:
             f"{what} is not a valid scenario: {first.path}: {first.rule} (got {first.value!r})",
             f"narrow the range of {where}" + (f" ({first.hint})" if first.hint else ""),
         ) from None
-
-
-def metric_columns(scenario: Scenario) -> list[str]:
-    """The columns of ``metrics.parquet`` for a scenario, in order (as ``metrics.step_row`` writes them)."""
-    cols = ["step", "day", *(f"grade_{g}" for g in scenario.grade_names),
-            "blacklisted", "redlisted", "black_by_record", "black_by_error", "black_by_association",
-            *(f"list_{nl.name}" for nl in scenario.lists.named)]
-    for counter in DAILY_COUNTERS:
-        for name in scenario.type_names:
-            cols += [f"{counter}_{name}", f"{counter}_{name}_cum"]
-    cols += ["ties_cut", "ties_cut_cum", "ties_active", "mean_points", "mean_score"]
-    for g in scenario.group_names:
-        cols += [f"mean_score_{g}", f"median_score_{g}", f"blacklist_rate_{g}"]
-    cols += [f"effect_{e.name}" for e in scenario.effects]
-    cols += [f"scheme_mean_{s.name}" for s in scenario.schemes]
-    cols.append("solver_iterations")
-    return cols
 
 
 # --------------------------------------------------------------------------
