@@ -109,7 +109,7 @@ def _print_summary(console, result) -> None:
     console.print(f"run folder: {result.path}")
     console.print(f"report:     socialcredit report {result.path}")
     console.print(f"explain:    socialcredit explain {result.path} CITIZEN")
-    console.print(f"query it:   duckdb -c \"select * from '{result.path}/metrics.parquet'\"")
+    console.print(f"query it:   socialcredit query {result.path} \"select step, blacklisted from metrics\"")
 
 
 @main.command()
