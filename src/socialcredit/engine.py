@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, evaluate_effects
-from .kernels import matvec
 from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -223,7 +222,7 @@ class Engine:
         new, iterations = self._new_standing(t)
         if sc.system:
             ties_cut = self._cut_ties(new.listing.black, t)
-            new.feared = matvec(self.ties.adjacency, new.listing.black.astype(np.float64)) > 0
+            new.feared = self.ties.with_listed_neighbour(new.listing.black)
             new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_ties())
             self._update_boosts(new)
         else:  # the platform keeps its books, but nothing acts on them
@@ -259,7 +258,7 @@ class Engine:
 
     def _cut_ties(self, black: np.ndarray, t: int) -> int:
         ties = self.ties
-        candidates = np.flatnonzero(ties.active & (black[ties.src] != black[ties.dst]))
+        candidates = ties.ties_with_one_listed_end(black)
         if candidates.size == 0:
             return 0
         u = keyed_uniform(self.seed, "tie_cut", self.step_index, candidates)

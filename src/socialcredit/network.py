@@ -79,6 +79,44 @@ class Ties:
     def kind_mask(self, kind_index: int) -> np.ndarray:
         return self.kind == kind_index
 
+    def entries_of(self, citizens: np.ndarray) -> np.ndarray:
+        """Positions in ``adjacency`` of every tie end of these citizens' rows (active or cut)."""
+        indptr = self.adjacency.indptr
+        starts = indptr[citizens].astype(np.int64)
+        lengths = indptr[citizens + 1].astype(np.int64) - starts
+        if lengths.sum() == 0:
+            return np.empty(0, dtype=np.int64)
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        return offsets + np.arange(int(lengths.sum()), dtype=np.int64)
+
+    def tie_at(self, positions: np.ndarray) -> np.ndarray:
+        """The tie each adjacency position belongs to."""
+        if getattr(self, "_tie_of", None) is None:
+            tie_of = np.empty(self.adjacency.data.size, dtype=np.int64)
+            ids = np.arange(self.n_ties, dtype=np.int64)
+            tie_of[self._pos[0]] = ids
+            tie_of[self._pos[1]] = ids
+            self._tie_of = tie_of
+        return self._tie_of[positions]
+
+    def with_listed_neighbour(self, listed: np.ndarray) -> np.ndarray:
+        """Citizens with at least one active tie to a listed citizen.
+
+        Touches only the listed citizens' rows, so the cost grows with them, not
+        with the whole network.
+        """
+        out = np.zeros(listed.size, dtype=bool)
+        pos = self.entries_of(np.flatnonzero(listed))
+        pos = pos[self.adjacency.data[pos] > 0]
+        out[self.adjacency.indices[pos]] = True
+        return out
+
+    def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
+        """Active ties with exactly one listed end, ascending by tie id."""
+        pos = self.entries_of(np.flatnonzero(listed))
+        pos = pos[(self.adjacency.data[pos] > 0) & ~listed[self.adjacency.indices[pos]]]
+        return np.sort(self.tie_at(pos))
+
 
 def build_ties(spec: Network, population: Population, seed: int) -> Ties:
     """Generate the network of a scenario and wrap it as :class:`Ties`.
