@@ -33,18 +33,8 @@ class StepStanding:
 
 def run_scenario(run: str | Path) -> Scenario:
     """The resolved scenario stored in a run folder's manifest."""
-    raw = read_manifest(run)["scenario"]
-    return scenario_from_dict(_inf(raw))
-
-
-def _inf(obj):
-    if isinstance(obj, dict):
-        return {k: _inf(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_inf(v) for v in obj]
-    if obj == "inf":
-        return float("inf")
-    return obj
+    # the manifest writes inf as the string "inf", which pydantic reads back as a float
+    return scenario_from_dict(read_manifest(run)["scenario"])
 
 
 def standing_at(run: str | Path, step: int) -> StepStanding:
