@@ -76,9 +76,6 @@ class Ties:
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
         self.adjacency.data[self._pos[1, tie_ids]] = 0.0
 
-    def kind_mask(self, kind_index: int) -> np.ndarray:
-        return self.kind == kind_index
-
     def entries_of(self, citizens: np.ndarray) -> np.ndarray:
         """Positions in ``adjacency`` of every tie end of these citizens' rows (active or cut)."""
         indptr = self.adjacency.indptr
