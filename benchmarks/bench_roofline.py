@@ -4,11 +4,11 @@
 
 Measures this machine's memory bandwidth with a plain ``numpy.copyto`` of a
 large array (bytes read + bytes written per second), then times one
-Chebyshev/Jacobi iteration of the Friedkin-Johnsen solver (``kernels.jacobi_step``)
-on a block-model network of the given size and counts the bytes it must move
-at least: per stored entry 8 (weight) + 4 (column index) + 8 (the neighbour's
-score, a gather), per citizen 8 (row pointer) + 4 x 8 (base, coefficient,
-output, residual) + 8 (own score). The ratio is the fraction of the copy
+Chebyshev/Jacobi iteration of the Friedkin-Johnsen solver (``kernels.chebyshev_step``,
+one fused pass) on a block-model network of the given size and counts the bytes it
+must move at least: per stored entry 8 (weight) + 4 (column index) + 8 (the
+neighbour's score, a gather), per citizen 8 (row pointer) + 5 x 8 (base,
+coefficient, previous iterate, the two outputs) + 8 (own score). The ratio is the fraction of the copy
 bandwidth the kernel reaches.
 """
 
@@ -40,17 +40,18 @@ def kernel_bandwidth(citizens: int, degree: float, repeat: int) -> dict[str, flo
 
     rng = np.random.default_rng(0)
     src, dst = stochastic_block_model(np.array([citizens]), degree, 0.0, rng)
-    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(src.size), citizens)
+    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), citizens)
     adjacency = ties.adjacency
-    x, base, coef = rng.random(citizens), rng.random(citizens), rng.random(citizens)
-    kernels.jacobi_step(adjacency, x, base, coef)  # compile / warm up
+    x, previous, base, coef = (rng.random(citizens) for _ in range(4))
+    jacobi, following = np.empty(citizens), np.empty(citizens)
+    kernels.chebyshev_step(adjacency, x, previous, base, coef, 1.1, jacobi, following)  # compile / warm up
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        kernels.jacobi_step(adjacency, x, base, coef)
+        kernels.chebyshev_step(adjacency, x, previous, base, coef, 1.1, jacobi, following)
         samples.append(time.perf_counter() - t0)
     seconds = statistics.median(samples)
-    moved = adjacency.nnz * (8 + 4 + 8) + citizens * (8 + 4 * 8 + 8)
+    moved = adjacency.nnz * (8 + 4 + 8) + citizens * (8 + 5 * 8 + 8)
     return {"stored_entries": int(adjacency.nnz), "median_s": seconds, "bytes": moved,
             "bytes_per_s": moved / seconds, "compiled": kernels._kernels is not None}
 

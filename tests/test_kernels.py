@@ -44,14 +44,69 @@ def test_stable_row_order_equals_stable_argsort():
     np.testing.assert_array_equal(np.diff(indptr), np.bincount(rows, minlength=1000))
 
 
-def test_jacobi_step_matches_the_formula_bit_for_bit():
-    rng = np.random.default_rng(4)
+def _large_matrix(seed: int, n: int = 40_000) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
     nnz = kernels.PARALLEL_MIN_NNZ + 1000
-    a = sp.csr_matrix((rng.random(nnz), (rng.integers(0, 40_000, nnz), rng.integers(0, 40_000, nnz))),
-                      shape=(40_000, 40_000))
-    x, base, coef = rng.random(40_000), rng.random(40_000), rng.random(40_000)
-    out, worst = kernels.jacobi_step(a, x, base, coef)
+    return sp.csr_matrix((rng.random(nnz), (rng.integers(0, n, nnz), rng.integers(0, n, nnz))), shape=(n, n))
+
+
+def test_chebyshev_step_matches_the_formula_bit_for_bit():
+    a = _large_matrix(4)
+    rng = np.random.default_rng(5)
+    x, previous, base, coef = (rng.random(a.shape[0]) for _ in range(4))
+    jacobi, following = np.empty_like(x), np.empty_like(x)
+    worst = kernels.chebyshev_step(a, x, previous, base, coef, 1.37, jacobi, following)
     expected = base + coef * (a @ x)
-    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(jacobi, expected)
+    np.testing.assert_array_equal(following, 1.37 * (expected - previous) + previous)
     assert worst == np.max(np.abs(expected - x))
     np.testing.assert_array_equal(kernels.matvec(a, x), a @ x)
+
+
+def test_chebyshev_step_is_the_same_on_one_thread_and_on_all():
+    import numba
+
+    a = _large_matrix(6)
+    rng = np.random.default_rng(7)
+    x, previous, base, coef = (rng.random(a.shape[0]) for _ in range(4))
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        jacobi, following = np.empty_like(x), np.empty_like(x)
+        worst = kernels.chebyshev_step(a, x, previous, base, coef, 1.1, jacobi, following)
+        results.append((jacobi, following, worst))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert results[0][2] == results[1][2]
+
+
+def test_row_sums_add_in_storage_order_like_scipy():
+    a = _large_matrix(8)
+    np.testing.assert_array_equal(kernels.row_sums(a), a @ np.ones(a.shape[1]))
+
+
+def test_active_entries_of_rows_reads_active_ties_of_the_given_rows():
+    a = _large_matrix(9, n=30_000)
+    a.data[::7] = 0.0  # cut entries are stored as 0
+    rows = np.array([5, 17, 29_999, 400, 17])
+    listed = np.zeros(a.shape[0], dtype=bool)
+    listed[rows] = True
+    listed[a.indices[a.indptr[400]]] = True
+    tie_of = np.arange(a.nnz, dtype=np.int64) * 3  # any position -> id map
+    expect_cols, expect_ties = [], []
+    for r in rows:
+        for p in range(a.indptr[r], a.indptr[r + 1]):
+            if a.data[p] > 0:
+                expect_cols.append(a.indices[p])
+                if not listed[a.indices[p]]:
+                    expect_ties.append(tie_of[p])
+    compiled_cols = kernels.active_entries_of_rows(a, rows, None, None)
+    compiled_ties = kernels.active_entries_of_rows(a, rows, listed, tie_of)
+    assert compiled_cols.tolist() == expect_cols and compiled_ties.tolist() == expect_ties
+    small = a[:1000].tocsr()  # below the compiled threshold: the numpy path
+    small_rows = np.array([3, 999, 3])
+    cols = [small.indices[p] for r in small_rows for p in range(small.indptr[r], small.indptr[r + 1])
+            if small.data[p] > 0]
+    assert small.nnz < kernels.PARALLEL_MIN_NNZ
+    assert kernels.active_entries_of_rows(small, small_rows, None, None).tolist() == cols

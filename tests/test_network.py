@@ -312,7 +312,7 @@ def test_wrap_positions_point_at_each_tie():
     src = np.array([0, 1, 0, 2], np.int32)
     dst = np.array([3, 2, 1, 3], np.int32)
     w = np.array([1.0, 2.0, 3.0, 4.0])
-    ties = _wrap(src, dst, np.zeros(4, np.int8), w, 4)
+    ties = _wrap(src, dst, np.zeros(4, np.int8), np.ones(1), 4, weight=w)
     for t in range(4):
         for pos in ties._pos[:, t]:
             assert ties.adjacency.data[pos] == w[t]

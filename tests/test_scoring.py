@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from socialcredit.network import _wrap
+from socialcredit.network import _wrap, weighted_adjacency
 from socialcredit.scenario import Coupling, Grade, load_scenario
 from socialcredit.scoring import MILLI, coupled_score, grade_index, own_points, to_milli
 
@@ -38,7 +38,7 @@ def _closed_form(points: np.ndarray, dense_adjacency: np.ndarray, kappa: float) 
 def test_friedkin_johnsen_matches_closed_form_on_weighted_graph(kappa, seed):
     n = 300
     src, dst, weights, alone = _random_weighted_graph(n, 0.02, seed)
-    ties = _wrap(src, dst, np.zeros(src.size, np.int8), weights, n)
+    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
     dense = np.zeros((n, n))
     dense[src, dst] = weights
     dense[dst, src] = weights
@@ -60,7 +60,7 @@ def test_friedkin_johnsen_matches_closed_form_on_weighted_graph(kappa, seed):
 def test_friedkin_johnsen_with_cut_ties_uses_only_active_ties():
     n = 250
     src, dst, weights, _ = _random_weighted_graph(n, 0.03, seed=7)
-    ties = _wrap(src, dst, np.zeros(src.size, np.int8), weights, n)
+    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
     cut = np.random.default_rng(7).choice(ties.n_ties, size=ties.n_ties // 3, replace=False)
     ties.cut(cut, day=6)
     active = np.ones(ties.n_ties, bool)
@@ -89,7 +89,7 @@ def test_friedkin_johnsen_on_engine_network(reference_path):
 def test_neighbour_mean_is_one_step(kappa):
     n = 200
     src, dst, weights, _ = _random_weighted_graph(n, 0.03, seed=11)
-    ties = _wrap(src, dst, np.zeros(src.size, np.int8), weights, n)
+    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
     dense = ties.adjacency.toarray()
     points = np.random.default_rng(12).uniform(0, 1200, size=n)
     score, _ = coupled_score(points, ties.adjacency, Coupling(mode="neighbour_mean", kappa=kappa))
@@ -104,7 +104,7 @@ def test_neighbour_mean_is_one_step(kappa):
 def test_mode_none_and_kappa_zero_return_points():
     n = 50
     src, dst, weights, _ = _random_weighted_graph(n, 0.1, seed=2, isolated=2)
-    adjacency = _wrap(src, dst, np.zeros(src.size, np.int8), weights, n).adjacency
+    adjacency = weighted_adjacency(src, dst, weights, n)
     points = np.linspace(0, 1200, n)
     for coupling in (Coupling(mode="none", kappa=0.7), Coupling(mode="friedkin_johnsen", kappa=0.0),
                      Coupling(mode="neighbour_mean", kappa=0.0)):
@@ -182,7 +182,7 @@ def test_coupled_score_stays_within_neighbourhood_range(n, density, kappa, seed,
     upper = np.triu(rng.random((n, n)) < density, 1)
     src, dst = np.nonzero(upper)
     w = rng.uniform(0.1, 5.0, size=src.size)
-    ties = _wrap(src.astype(np.int32), dst.astype(np.int32), np.zeros(src.size, np.int8), w, n)
+    ties = _wrap(src.astype(np.int32), dst.astype(np.int32), np.zeros(src.size, np.int8), np.ones(1), n, weight=w)
     points = rng.uniform(0, 1200, size=n)
     score, _ = coupled_score(points, ties.adjacency, Coupling(mode=mode, kappa=kappa, tolerance=1e-9))
     assert (score >= points.min() - 1e-6).all() and (score <= points.max() + 1e-6).all()

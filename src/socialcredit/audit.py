@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .kernels import row_sums
 from .replay import adjacency_at, run_scenario
 from .rng import stream
 from .runfolder import read_manifest
@@ -190,7 +191,7 @@ def spillover(path: Path, sc: Scenario, manifest: dict[str, Any], citizens, reco
     if sc.lists.serious_blacklists:
         listed_otherwise[citizen[serious]] = True
     adjacency = adjacency_at(path, day, n)
-    strength = np.asarray(adjacency.sum(axis=1)).ravel()
+    strength = row_sums(adjacency)
     coupling = sc.coupling.model_copy(update={"tolerance": 1e-9})
     bounds = (sc.scoring.start, sc.scoring.min, sc.scoring.max)
     rows = []

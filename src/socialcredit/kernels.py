@@ -38,16 +38,6 @@ def _compile() -> SimpleNamespace | None:
         return None
 
     @njit(parallel=True, cache=True, nogil=True)
-    def jacobi(indptr, indices, data, x, base, coef, out, worst):  # pragma: no cover - compiled
-        for i in prange(indptr.size - 1):
-            acc = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                acc += data[p] * x[indices[p]]
-            value = base[i] + coef[i] * acc
-            out[i] = value
-            worst[i] = abs(value - x[i])
-
-    @njit(parallel=True, cache=True, nogil=True)
     def matvec(indptr, indices, data, x, out):  # pragma: no cover - compiled
         for i in prange(indptr.size - 1):
             acc = 0.0
@@ -55,22 +45,60 @@ def _compile() -> SimpleNamespace | None:
                 acc += data[p] * x[indices[p]]
             out[i] = acc
 
+    @njit(parallel=True, cache=True, nogil=True)
+    def chebyshev(indptr, indices, data, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
+        worst = 0.0
+        for i in prange(indptr.size - 1):
+            acc = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                acc += data[p] * current[indices[p]]
+            value = base[i] + coef[i] * acc
+            jacobi[i] = value
+            worst = max(worst, abs(value - current[i]))
+            following[i] = omega * (value - previous[i]) + previous[i]
+        return worst
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def row_sums(indptr, data, out):  # pragma: no cover - compiled
+        for i in prange(indptr.size - 1):
+            acc = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                acc += data[p]
+            out[i] = acc
+
     @njit(cache=True, nogil=True)
-    def counting_sort(rows, n):  # pragma: no cover - compiled
+    def listed_rows(indptr, indices, data, listed, rows, tie_of, cut_side):  # pragma: no cover - compiled
+        # cut_side: tie ids of active ties whose other end is not listed; else neighbours of listed rows
+        count = 0
+        for r in rows:
+            for p in range(indptr[r], indptr[r + 1]):
+                if data[p] > 0 and (not cut_side or not listed[indices[p]]):
+                    count += 1
+        out = np.empty(count, dtype=np.int64)
+        k = 0
+        for r in rows:
+            for p in range(indptr[r], indptr[r + 1]):
+                if data[p] > 0 and (not cut_side or not listed[indices[p]]):
+                    out[k] = tie_of[p] if cut_side else indices[p]
+                    k += 1
+        return out
+
+    @njit(cache=True, nogil=True)
+    def counting_sort(rows, n, order):  # pragma: no cover - compiled
         counts = np.zeros(n + 1, dtype=np.int64)
         for r in rows:
             counts[r + 1] += 1
         for i in range(n):
             counts[i + 1] += counts[i]
         fill = counts[:-1].copy()
-        order = np.empty(rows.size, dtype=np.int64)
         for k in range(rows.size):
             r = rows[k]
             order[fill[r]] = k
             fill[r] += 1
         return order, counts
 
-    _kernels = SimpleNamespace(jacobi=jacobi, matvec=matvec, counting_sort=counting_sort)
+    _kernels = SimpleNamespace(matvec=matvec, chebyshev=chebyshev, row_sums=row_sums,
+                               listed_rows=listed_rows, counting_sort=counting_sort)
     return _kernels
 
 
@@ -88,16 +116,60 @@ def _wide(indptr: np.ndarray) -> np.ndarray:
     return indptr.astype(np.uint64, copy=False)
 
 
-def jacobi_step(adjacency: sp.csr_matrix, x: np.ndarray, base: np.ndarray, coef: np.ndarray) -> tuple[np.ndarray, float]:
-    """``G(x) = base + coef * (A x)`` and the largest ``|G(x) - x|``."""
+def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.ndarray, base: np.ndarray,
+                   coef: np.ndarray, omega: float, jacobi: np.ndarray, following: np.ndarray) -> float:
+    """One Chebyshev-accelerated Jacobi step in one pass over the matrix.
+
+    Writes ``jacobi = base + coef * (A current)`` and
+    ``following = omega * (jacobi - previous) + previous`` into the given
+    buffers and returns the largest ``|jacobi - current|``.
+    """
     k = _fast(adjacency.nnz)
     if k is not None:
-        out = np.empty_like(x)
-        worst = np.empty_like(x)
-        k.jacobi(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, base, coef, out, worst)
-        return out, float(worst.max())
-    out = base + coef * (adjacency @ x)
-    return out, float(np.max(np.abs(out - x))) if x.size else 0.0
+        return float(k.chebyshev(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+                                 current, previous, base, coef, float(omega), jacobi, following))
+    jacobi[:] = base + coef * (adjacency @ current)
+    following[:] = omega * (jacobi - previous) + previous
+    return float(np.max(np.abs(jacobi - current))) if current.size else 0.0
+
+
+def row_sums(adjacency: sp.csr_matrix) -> np.ndarray:
+    """Row sums of a CSR matrix, each summed in storage order (as scipy's matrix-vector product does)."""
+    k = _fast(adjacency.nnz)
+    if k is not None:
+        out = np.empty(adjacency.shape[0])
+        k.row_sums(_wide(adjacency.indptr), adjacency.data, out)
+        return out
+    return adjacency @ np.ones(adjacency.shape[1])
+
+
+def active_entries_of_rows(adjacency: sp.csr_matrix, rows: np.ndarray, listed: np.ndarray | None,
+                           tie_of: np.ndarray | None) -> np.ndarray:
+    """Scan the given rows' active entries (stored value > 0).
+
+    With ``listed`` and ``tie_of``: the tie ids of active entries whose column
+    is not listed (unsorted). Otherwise: the columns of the active entries.
+    The scan reads only these rows, so its cost grows with them.
+    """
+    cut_side = listed is not None
+    k = _fast(adjacency.nnz) if rows.size else None
+    if k is not None:
+        no_list = np.zeros(1, dtype=bool)
+        no_ties = np.zeros(1, dtype=np.int64)
+        return k.listed_rows(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+                             listed if cut_side else no_list, rows.astype(np.int64),
+                             tie_of if cut_side else no_ties, cut_side)
+    indptr = adjacency.indptr
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    pos = offsets + np.arange(total, dtype=np.int64)
+    pos = pos[adjacency.data[pos] > 0]
+    if not cut_side:
+        return adjacency.indices[pos].astype(np.int64)
+    pos = pos[~listed[adjacency.indices[pos]]]
+    return tie_of[pos].astype(np.int64)
 
 
 def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
@@ -114,11 +186,13 @@ def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable sort of entries by row (a counting sort), and the CSR row pointers.
 
-    Equal to ``np.argsort(rows, kind="stable")``, in linear time when compiled.
+    Equal to ``np.argsort(rows, kind="stable")``, in linear time when compiled
+    (and then as int32 when that fits, to halve the buffer).
     """
     k = _fast(rows.size)
     if k is not None:
-        return k.counting_sort(rows, n)
+        order = np.empty(rows.size, dtype=np.int32 if rows.size < 2**31 else np.int64)
+        return k.counting_sort(rows, n, order)
     order = np.argsort(rows, kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])

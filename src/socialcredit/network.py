@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import stable_row_order
+from .kernels import active_entries_of_rows, row_sums, stable_row_order
 from .population import Population
 from .rng import stream
 from .scenario import Network
@@ -32,8 +32,8 @@ class Ties:
         The two ends of each tie, ``src < dst``.
     kind : int8 array (E,)
         Index into ``network.kinds``.
-    weight : float64 array (E,)
-        The tie's weight in the coupling.
+    kind_weights : float64 array (K,)
+        The coupling weight of each tie kind (a tie's weight is ``kind_weights[kind]``).
     cut_day : int32 array (E,)
         Day the tie was cut, -1 while active.
     adjacency : scipy.sparse.csr_matrix (N, N)
@@ -43,14 +43,20 @@ class Ties:
     src: np.ndarray
     dst: np.ndarray
     kind: np.ndarray
-    weight: np.ndarray
+    kind_weights: np.ndarray
     cut_day: np.ndarray
     adjacency: sp.csr_matrix
-    _pos: np.ndarray  # (2, E): positions of each tie's two entries in adjacency.data
+    _pos: np.ndarray  # (2, E) int32 (int64 past 2**31 entries): each tie's two entries in adjacency.data
+    _weight: np.ndarray | None = None  # per-tie weights, only for tie lists built with them
 
     @property
     def n_ties(self) -> int:
         return int(self.src.shape[0])
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight of each tie in the coupling (from its kind, unless built with per-tie weights)."""
+        return self.kind_weights[self.kind] if self._weight is None else self._weight
 
     @property
     def active(self) -> np.ndarray:
@@ -67,7 +73,7 @@ class Ties:
 
     def weighted_degree(self) -> np.ndarray:
         """Sum of active tie weights of each citizen (row sums of the adjacency)."""
-        return np.asarray(self.adjacency.sum(axis=1)).ravel()
+        return row_sums(self.adjacency)
 
     def cut(self, tie_ids: np.ndarray, day: int) -> None:
         """Cut ties (they stay cut): record the day and zero their weight."""
@@ -88,13 +94,17 @@ class Ties:
 
     def tie_at(self, positions: np.ndarray) -> np.ndarray:
         """The tie each adjacency position belongs to."""
+        return self._tie_of_positions()[positions]
+
+    def _tie_of_positions(self) -> np.ndarray:
+        """For every adjacency position, the tie it belongs to (built once)."""
         if getattr(self, "_tie_of", None) is None:
-            tie_of = np.empty(self.adjacency.data.size, dtype=np.int64)
-            ids = np.arange(self.n_ties, dtype=np.int64)
+            tie_of = np.empty(self.adjacency.data.size, dtype=self._pos.dtype)
+            ids = np.arange(self.n_ties, dtype=self._pos.dtype)
             tie_of[self._pos[0]] = ids
             tie_of[self._pos[1]] = ids
             self._tie_of = tie_of
-        return self._tie_of[positions]
+        return self._tie_of
 
     def with_listed_neighbour(self, listed: np.ndarray) -> np.ndarray:
         """Citizens with at least one active tie to a listed citizen.
@@ -103,16 +113,13 @@ class Ties:
         with the whole network.
         """
         out = np.zeros(listed.size, dtype=bool)
-        pos = self.entries_of(np.flatnonzero(listed))
-        pos = pos[self.adjacency.data[pos] > 0]
-        out[self.adjacency.indices[pos]] = True
+        out[active_entries_of_rows(self.adjacency, np.flatnonzero(listed), None, None)] = True
         return out
 
     def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
         """Active ties with exactly one listed end, ascending by tie id."""
-        pos = self.entries_of(np.flatnonzero(listed))
-        pos = pos[(self.adjacency.data[pos] > 0) & ~listed[self.adjacency.indices[pos]]]
-        return np.sort(self.tie_at(pos))
+        rows = np.flatnonzero(listed)
+        return np.sort(active_entries_of_rows(self.adjacency, rows, listed, self._tie_of_positions()))
 
 
 def build_ties(spec: Network, population: Population, seed: int) -> Ties:
@@ -137,22 +144,52 @@ def build_ties(spec: Network, population: Population, seed: int) -> Ties:
         src, dst = read_edge_list(Path(spec.path or ""), n, rng)
     shares = np.array([k.share for k in spec.kinds])
     kind = stream(seed, "tie_kinds").choice(len(shares), size=src.shape[0], p=shares / shares.sum()).astype(np.int8)
-    weights = np.array([k.weight for k in spec.kinds])[kind]
-    return _wrap(src, dst, kind, weights, n)
+    return _wrap(src, dst, kind, np.array([k.weight for k in spec.kinds], dtype=np.float64), n)
 
 
-def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, weight: np.ndarray, n: int) -> Ties:
+def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, kind_weights: np.ndarray, n: int,
+          weight: np.ndarray | None = None) -> Ties:
+    """The ties of a tie list: their CSR adjacency, and where each tie's two entries went.
+
+    Weights come from the tie kinds; ``weight`` (one per tie) overrides them.
+    """
+    kind_weights = np.asarray(kind_weights, dtype=np.float64)
+    if weight is None:
+        adjacency, pos = _csr(src, dst, lambda order: kind_weights[np.concatenate([kind, kind])[order]], n)
+    else:
+        weight = np.asarray(weight, dtype=np.float64)
+        adjacency, pos = _csr(src, dst, lambda order: np.concatenate([weight, weight])[order], n)
+    return Ties(src=src, dst=dst, kind=kind, kind_weights=kind_weights,
+                cut_day=np.full(src.shape[0], -1, dtype=np.int32), adjacency=adjacency, _pos=pos, _weight=weight)
+
+
+def weighted_adjacency(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int) -> sp.csr_matrix:
+    """The symmetric CSR adjacency of a tie list with one weight per tie.
+
+    Entries are stored in the same order as the engine's, so products with it
+    are bit-identical to the engine's.
+    """
+    return _wrap(src, dst, np.zeros(src.shape[0], np.int8), np.ones(1), n, weight=weight).adjacency
+
+
+def _csr(src: np.ndarray, dst: np.ndarray, values, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Symmetric CSR of a tie list (rows in a stable order) and each tie's two positions.
+
+    ``values(order)`` gives the stored values in entry order. Temporaries are
+    freed as soon as they are used: building needs about 40 bytes per tie on
+    top of what the ties keep.
+    """
     e = src.shape[0]
     rows = np.concatenate([src, dst])
-    cols = np.concatenate([dst, src])
     order, indptr = stable_row_order(rows, n)
-    data = np.concatenate([weight, weight])[order]
-    adjacency = sp.csr_matrix((data, cols[order], indptr), shape=(n, n))
-    where = np.empty(2 * e, dtype=np.int64)
-    where[order] = np.arange(2 * e)
-    pos = where.reshape(2, e)
-    return Ties(src=src, dst=dst, kind=kind, weight=weight,
-                cut_day=np.full(e, -1, dtype=np.int32), adjacency=adjacency, _pos=pos)
+    del rows
+    cols = np.concatenate([dst, src])[order]
+    data = values(order)
+    index = np.int32 if 2 * e < 2**31 else np.int64
+    where = np.empty(2 * e, dtype=index)
+    where[order] = np.arange(2 * e, dtype=index)
+    del order
+    return sp.csr_matrix((data, cols, indptr), shape=(n, n), copy=False), where.reshape(2, e)
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from .network import _wrap
+from .kernels import row_sums
+from .network import weighted_adjacency
 from .runfolder import read_manifest, read_table
 from .scenario import Scenario, scenario_from_dict
 from .scoring import MILLI, coupled_score, grade_index, own_points
@@ -61,7 +62,7 @@ def standing_at(run: str | Path, step: int) -> StepStanding:
     sc = scenario.scoring
     points = own_points(raw, sc.start, sc.min, sc.max)
     adjacency = adjacency_at(run, day, n)
-    strength = np.asarray(adjacency.sum(axis=1)).ravel()
+    strength = row_sums(adjacency)
     score, _ = coupled_score(points, adjacency, scenario.coupling, strength)
     return StepStanding(step=step, day=day, points=points, score=score, grade=grade_index(score, sc.grades))
 
@@ -74,9 +75,7 @@ def adjacency_at(run: str | Path, day: int, n: int):
     ties = read_table(run, "ties")
     active = _filled(ties["cut_day"], np.iinfo(np.int32).max) >= day  # cut after this step's scoring
     src = ties["source"].to_numpy()
-    wrapped = _wrap(src, ties["target"].to_numpy(), np.zeros(src.size, np.int8),
-                    ties["weight"].to_numpy() * active, n)
-    return wrapped.adjacency
+    return weighted_adjacency(src, ties["target"].to_numpy(), ties["weight"].to_numpy() * active, n)
 
 
 def _filled(column, fill: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import jacobi_step, matvec
+from .kernels import chebyshev_step, matvec, row_sums
 from .scenario import Coupling, Grade
 
 MILLI = 1000  # points are stored as integer milli-points
@@ -70,7 +70,7 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
     if coupling.mode == "none" or kappa == 0.0:
         return points.copy(), 0
     if strength is None:
-        strength = np.asarray(adjacency.sum(axis=1)).ravel()
+        strength = row_sums(adjacency)
     tied = strength > 0
     inv = np.zeros_like(strength)
     inv[tied] = 1.0 / strength[tied]
@@ -99,18 +99,16 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     current = start
     omega = 1.0
     bound = tolerance * (1.0 - kappa)
+    # hot path: buffers rotate, so after the second step an iteration allocates nothing
+    jacobi, following = np.empty_like(start), np.empty_like(start)
     for iteration in range(1, 10_000):
-        jacobi, residual = jacobi_step(adjacency, current, base, coef)  # hot path: one matvec
+        residual = chebyshev_step(adjacency, current, previous, base, coef, omega, jacobi, following)
         if residual < bound:
             return jacobi, iteration
-        if iteration == 1:
-            omega = 1.0
-        elif iteration == 2:
-            omega = 2.0 / (2.0 - rho2)
-        else:
-            omega = 1.0 / (1.0 - rho2 * omega / 4.0)
-        following = omega * (jacobi - previous) + previous
-        previous, current = current, following
+        # omega of the next step (Golub and Varga's recurrence)
+        omega = 2.0 / (2.0 - rho2) if iteration == 1 else 1.0 / (1.0 - rho2 * omega / 4.0)
+        freed = previous if previous is not start else np.empty_like(start)  # never write into start
+        previous, current, following = current, following, freed
     return current, iteration  # pragma: no cover - kappa < 1 always converges
 
 
