@@ -10,12 +10,14 @@ from __future__ import annotations
 import psutil
 
 from .errors import ResourceError
+from .kernels import PARALLEL_MIN_NNZ
 from .scenario import Scenario
 
-BYTES_PER_TIE_KEPT = 61        # ends, kind, weight, cut day, CSR (both directions), positions
-BYTES_PER_TIE_BUILDING = 90    # generator keys and CSR sort buffers, freed after building
+BYTES_PER_TIE_KEPT = 56        # ends, kind, cut day, active flag, CSR (both directions), positions, position -> tie
+BYTES_PER_TIE_BUILDING = 35    # generator keys and CSR sort buffers (int32), freed after building
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
 OVERHEAD = 170 * 2**20         # interpreter, numpy, scipy, pyarrow
+COMPILED_OVERHEAD = 120 * 2**20  # Numba and LLVM, loaded when the city is large enough for compiled kernels
 
 
 def expected_ties(scenario: Scenario) -> float:
@@ -72,7 +74,7 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
         "citizens": float(n * per_citizen),
         "ties": float(ties * (BYTES_PER_TIE_KEPT + BYTES_PER_TIE_BUILDING)),
         "records": float(expected_records(scenario) * BYTES_PER_RECORD),
-        "overhead": float(OVERHEAD),
+        "overhead": float(OVERHEAD + (COMPILED_OVERHEAD if 2 * ties >= PARALLEL_MIN_NNZ else 0)),
     }
     parts["total"] = sum(parts.values())
     return parts
