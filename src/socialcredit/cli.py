@@ -1,4 +1,4 @@
-"""The ``socialcredit`` command line: run, check and schema."""
+"""The ``socialcredit`` command line: run scenarios, then explain, compare, audit, report, sweep, query, serve."""
 
 from __future__ import annotations
 
@@ -401,6 +401,41 @@ def query(folder: Path, sql: str, max_rows: int) -> None:
         _fail(exc)
         return
     click.echo(format_table(frame, max_rows=max_rows))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), required=False)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback makes the runs visible to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: a free port, printed).")
+@click.option("--max-population", type=click.IntRange(min=2), default=50_000, show_default=True,
+              help="Largest city a what-if may run.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="What-if runs allowed to compute at once.")
+@click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GIB",
+              help="Memory limit for each what-if run's pre-run estimate (default: memory available).")
+@click.option("--scenarios", "scenarios_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Folder of scenario files the what-if explorer offers (default: scenarios/ of "
+                                 "the source checkout, else of the working directory).")
+def serve(folder: Path, host: str, port: int, max_population: int, max_jobs: int, max_memory: float | None,
+          scenarios_dir: Path | None) -> None:
+    """Serve FOLDER (default: runs) as a local web app: runs, sweeps, what-ifs and citizens' stories."""
+    from .web.app import DEFAULT_SCENARIOS, create_app
+    from .web.serve import is_loopback, serve as run_server
+
+    loopback = is_loopback(host)
+    if not loopback:
+        click.echo(f"warning: listening on {host}: every run, sweep and citizen story in {folder} becomes visible "
+                   "to the network, and anyone who reaches it can start what-if runs", err=True)
+    try:
+        app = create_app(folder, max_population=max_population, max_jobs=max_jobs,
+                         scenarios_dir=scenarios_dir or DEFAULT_SCENARIOS,
+                         max_memory=max_memory * 2**30 if max_memory is not None else None,
+                         allowed_hosts=None if loopback else ["*"])
+        run_server(app, host, port, announce=lambda url: click.echo(f"Serving {folder} at {url}"))
+    except OSError as exc:
+        _fail(f"cannot serve {folder} on {host}:{port}: {exc.strerror or exc}; choose another --port (0: any free one)")
 
 
 @main.command()
