@@ -128,6 +128,28 @@ def test_same_seed_bit_identical_different_seed_differs(reference_path, tmp_path
         assert mc["sha256"][f"{table}.parquet"] != ma["sha256"][f"{table}.parquet"], table
 
 
+def test_large_runs_write_one_table_at_a_time_with_the_same_bytes(reference_path, tmp_path, monkeypatch):
+    import concurrent.futures
+
+    from socialcredit import runfolder
+
+    scenario = load_scenario(reference_path, ["population.size=1000"])
+    parallel = sc.run(scenario, out=tmp_path / "parallel").path
+    workers = []
+    real_pool = concurrent.futures.ThreadPoolExecutor
+
+    def counting_pool(max_workers=None, **kwargs):
+        workers.append(max_workers)
+        return real_pool(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(runfolder, "SEQUENTIAL_WRITE_ROWS", 0)  # every run counts as large
+    monkeypatch.setattr(runfolder, "ThreadPoolExecutor", counting_pool)
+    sequential = sc.run(scenario, out=tmp_path / "sequential").path
+    assert workers == [1]
+    for table in TABLES:
+        assert (parallel / f"{table}.parquet").read_bytes() == (sequential / f"{table}.parquet").read_bytes(), table
+
+
 def test_existing_folder_refused_without_force_and_replaced_with_force(reference_path, tmp_path):
     scenario = load_scenario(reference_path, ["population.size=100", "days=14"])
     out = tmp_path / "run"

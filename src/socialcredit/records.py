@@ -113,6 +113,16 @@ class Ledger:
             effective.astype(np.int32), np.full(n, is_false), overturned.astype(np.int32),
         ))
 
+    def __len__(self) -> int:
+        return sum(c[0].size for c in self._chunks)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the ledger (see :meth:`arrays`), without building the others."""
+        names = ("citizen", "type", "act_day", "effective_day", "is_false", "overturned_day")
+        dtypes = (np.int32, np.int16, np.int32, np.int32, bool, np.int32)
+        i = names.index(name)
+        return np.concatenate([c[i] for c in self._chunks]) if self._chunks else np.empty(0, dtype=dtypes[i])
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The ledger as columns: citizen, type, act_day, effective_day, is_false, overturned_day (-1: never)."""
         names = ("citizen", "type", "act_day", "effective_day", "is_false", "overturned_day")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ TABLES = ("metrics", "citizens", "records", "ties", "standing")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 ROW_GROUP = 1 << 17  # rows per Parquet row group: small enough for filters to skip most of a table
+SEQUENTIAL_WRITE_ROWS = 20_000_000  # ties + records above which tables are written one at a time
 
 
 def _categorical(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
@@ -45,17 +47,33 @@ def _nullable(values: np.ndarray) -> pa.Array:
 
 def build_tables(engine: Engine) -> dict[str, pa.Table]:
     """Every output table of a finished run, as Arrow tables."""
+    return {name: build() for name, build in table_builders(engine).items()}
+
+
+def table_builders(engine: Engine) -> dict[str, Callable[[], pa.Table]]:
+    """One function per output table that builds it, so a writer can hold one table at a time."""
+    return {"metrics": lambda: _metrics_table(engine), "citizens": lambda: _citizens_table(engine),
+            "records": lambda: _records_table(engine), "ties": lambda: _ties_table(engine),
+            "standing": lambda: _standing_table(engine)}
+
+
+def _metrics_table(engine: Engine) -> pa.Table:
+    if not engine.metrics:
+        return pa.table({"step": pa.array([], pa.int64())})
+    return pa.Table.from_pylist(engine.metrics)
+
+
+def _citizens_table(engine: Engine) -> pa.Table:
     sc = engine.scenario
     st = engine.standing
     pop = engine.population
     ties = engine.ties
     n = pop.size
-    ledger = engine.ledger.arrays()
     grades = sc.grade_names
-    agencies = [a.name for a in sc.agencies]
-
-    true_counts = np.bincount(ledger["citizen"][~ledger["is_false"]], minlength=n)
-    false_counts = np.bincount(ledger["citizen"][ledger["is_false"]], minlength=n)
+    who, is_false = engine.ledger.column("citizen"), engine.ledger.column("is_false")
+    true_counts = np.bincount(who[~is_false], minlength=n)
+    false_counts = np.bincount(who[is_false], minlength=n)
+    del who, is_false
     citizens: dict[str, Any] = {
         "citizen": pa.array(np.arange(n, dtype=np.int32)),
         "group": _categorical(pop.group, sc.group_names),
@@ -86,7 +104,13 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
     citizens["privilege_days"] = privilege
     citizens["degree_start"] = engine.degree_start
     citizens["degree_end"] = ties.degree(active_only=True)
+    return pa.table(citizens)
 
+
+def _records_table(engine: Engine) -> pa.Table:
+    sc = engine.scenario
+    ledger = engine.ledger.arrays()
+    agencies = [a.name for a in sc.agencies]
     order = np.argsort(ledger["citizen"], kind="stable")  # by citizen, then day: one citizen's records are contiguous
     ledger = {k: v[order] for k, v in ledger.items()}
     types = ledger["type"].astype(np.int64)
@@ -100,13 +124,23 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
         "is_false": ledger["is_false"],
         "overturned_day": _nullable(ledger["overturned_day"]),
     }
-    tie_table = {
+    return pa.table(records)
+
+
+def _ties_table(engine: Engine) -> pa.Table:
+    sc = engine.scenario
+    ties = engine.ties
+    return pa.table({
         "source": ties.src,
         "target": ties.dst,
         "kind": _categorical(ties.kind, [k.name for k in sc.network.kinds]),
         "weight": ties.weight,
         "cut_day": _nullable(ties.cut_day),
-    }
+    })
+
+
+def _standing_table(engine: Engine) -> pa.Table:
+    grades = engine.scenario.grade_names
     chunks = engine.changes.chunks
     dtypes = (np.int32, np.int32, np.int32, np.float64, np.float64, np.int8, bool, bool, np.int8)
     cols = [np.concatenate([c[i] for c in chunks]) if chunks else np.empty(0, dt) for i, dt in enumerate(dtypes)]
@@ -118,14 +152,7 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
         "blacklisted": cols[6], "redlisted": cols[7],
         "black_cause": _categorical(cols[8], list(CAUSES)),
     }
-    metrics = pa.Table.from_pylist(engine.metrics) if engine.metrics else pa.table({"step": pa.array([], pa.int64())})
-    return {
-        "metrics": metrics,
-        "citizens": pa.table(citizens),
-        "records": pa.table(records),
-        "ties": pa.table(tie_table),
-        "standing": pa.table(standing),
-    }
+    return pa.table(standing)
 
 
 def sha256(path: Path) -> str:
@@ -158,15 +185,18 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
     tmp.mkdir()
     try:
         t0 = time.perf_counter()
-        tables = build_tables(engine)
+        builders = table_builders(engine)
 
         def write(name: str) -> tuple[str, str]:
             path = tmp / f"{name}.parquet"
-            pq.write_table(tables[name], path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
+            pq.write_table(builders[name](), path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
             return path.name, sha256(path)
 
-        with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
-            hashes = dict(sorted(pool.map(write, tables)))  # pyarrow writes without the GIL
+        # small runs write their tables in parallel (pyarrow writes without the GIL); large ones
+        # one at a time, so only one table's columns and buffers are held at once
+        workers = 1 if engine.ties.n_ties + len(engine.ledger) > SEQUENTIAL_WRITE_ROWS else len(builders)
+        with ThreadPoolExecutor(max_workers=min(workers, os.cpu_count() or 1)) as pool:
+            hashes = dict(sorted(pool.map(write, builders)))
         timings = dict(engine.timings)
         timings["write"] = time.perf_counter() - t0
         manifest = {
