@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,9 +18,6 @@ from socialcredit.report import FIGURE_IDS, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "scenarios" / "reference.toml"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # attributes and CSS that would make a browser fetch something
 EXTERNAL = [
     r"<script\b[^>]*\bsrc\s*=", r"<link\b", r"<img\b", r"<iframe\b", r"<object\b", r"<embed\b", r"@import",
@@ -219,23 +215,12 @@ def test_import_socialcredit_does_not_load_matplotlib():
 
 # --- (b) a real browser ------------------------------------------------------------------------------------------
 
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}: CI must run the browser test (.ci/run installs Debian's chromium)")
-    pytest.skip(why)
-
-
-def test_report_renders_in_headless_chromium(full_report, tmp_path):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[test]')")
-    if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(full_report, tmp_path, chromium):
+    sync_playwright, launch_options = chromium
 
     console, errors, requests = [], [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(**launch_options)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
