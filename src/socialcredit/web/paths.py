@@ -98,21 +98,21 @@ def _contents_inside(root: Path, folder: Path, name: str, recursive: bool) -> No
 
 def run_folder(root: Path, name: str) -> Path:
     """The run folder ``name`` (it has ``manifest.json``), checked as :func:`resolve` describes."""
-    path = resolve(root, name)
-    if not path.is_dir() or not (path / MANIFEST).is_file():
-        raise NotFound(f"{name!r} is not a run folder in the served folder (no {MANIFEST}); "
-                       "pick a run from the list on the home page")
-    _contents_inside(root, path, name, recursive=False)
-    return path
+    return _marked_folder(root, name, MANIFEST, "run", recursive=False)
 
 
 def sweep_folder(root: Path, name: str) -> Path:
     """The sweep folder ``name`` (it has ``sweep.json``), every file in it checked."""
+    return _marked_folder(root, name, SWEEP_MANIFEST, "sweep", recursive=True)
+
+
+def _marked_folder(root: Path, name: str, marker: str, kind: str, recursive: bool) -> Path:
+    """A folder below ``root`` that holds ``marker``, with no link in it leading outside ``root``."""
     path = resolve(root, name)
-    if not path.is_dir() or not (path / SWEEP_MANIFEST).is_file():
-        raise NotFound(f"{name!r} is not a sweep folder in the served folder (no {SWEEP_MANIFEST}); "
-                       "pick a sweep from the list on the home page")
-    _contents_inside(root, path, name, recursive=True)
+    if not path.is_dir() or not (path / marker).is_file():
+        raise NotFound(f"{name!r} is not a {kind} folder in the served folder (no {marker}); "
+                       f"pick a {kind} from the list on the home page")
+    _contents_inside(root, path, name, recursive=recursive)
     return path
 
 
