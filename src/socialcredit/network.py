@@ -82,20 +82,6 @@ class Ties:
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
         self.adjacency.data[self._pos[1, tie_ids]] = 0.0
 
-    def entries_of(self, citizens: np.ndarray) -> np.ndarray:
-        """Positions in ``adjacency`` of every tie end of these citizens' rows (active or cut)."""
-        indptr = self.adjacency.indptr
-        starts = indptr[citizens].astype(np.int64)
-        lengths = indptr[citizens + 1].astype(np.int64) - starts
-        if lengths.sum() == 0:
-            return np.empty(0, dtype=np.int64)
-        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        return offsets + np.arange(int(lengths.sum()), dtype=np.int64)
-
-    def tie_at(self, positions: np.ndarray) -> np.ndarray:
-        """The tie each adjacency position belongs to."""
-        return self._tie_of_positions()[positions]
-
     def _tie_of_positions(self) -> np.ndarray:
         """For every adjacency position, the tie it belongs to (built once)."""
         if getattr(self, "_tie_of", None) is None:
