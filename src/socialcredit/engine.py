@@ -25,6 +25,7 @@ from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
 from .population import Population, build_population
 from .records import ActSampler, Catalogue, Ledger, PointBook, draw_acts, false_records
+from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
 from .rng import keyed_uniform
 from .scenario import Scenario
 from .scoring import coupled_score, grade_index, own_points, to_milli
@@ -97,6 +98,8 @@ class Engine:
         t0 = time.perf_counter()
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
+        if scenario.population.size >= LARGE_ARRAY_CITIZENS:
+            keep_freed_memory()  # reuse the steps' large temporaries instead of zeroing fresh pages
         self.day = 0
         self.step_index = 0
         self.timings: dict[str, float] = {"build": 0.0, "acts": 0.0, "scoring": 0.0}

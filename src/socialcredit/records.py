@@ -166,7 +166,7 @@ class PointBook:
     def advance(self, through_day: int) -> None:
         """Apply every event dated up to and including ``through_day``."""
         cat = self.catalogue
-        n = self.state_true.size
+        # cost grows with the events applied, never with the number of citizens
         for day in range(self._next_day, through_day + 1):
             for citizen, rtype, is_false, sign in self._events[day]:
                 pts = cat.points_milli[:, rtype] * sign
@@ -176,15 +176,11 @@ class PointBook:
                     np.add.at(self.side[s], citizen, pts[s + 1])
                 ser = cat.serious[rtype]
                 if ser.any():
-                    counts = np.bincount(citizen[ser], minlength=n).astype(np.int32) * sign
-                    if is_false:
-                        self.serious_false += counts
-                    else:
-                        self.serious_true += counts
+                    np.add.at(self.serious_false if is_false else self.serious_true, citizen[ser], np.int32(sign))
                 for k, mask in enumerate(self.tracked_types):
                     hit = mask[rtype]
                     if hit.any():
-                        self.tracked[k] += np.bincount(citizen[hit], minlength=n).astype(np.int32) * sign
+                        np.add.at(self.tracked[k], citizen[hit], np.int32(sign))
             self._events[day] = []
         self._next_day = max(self._next_day, through_day + 1)
 
