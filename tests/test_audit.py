@@ -276,7 +276,7 @@ def _spill_raw(seed: int, path) -> dict:
         ]},
         "network": {"model": "edge_list", "path": str(path)},
         "agencies": [
-            {"name": "gossip_bureau", "coverage": 1.0, "delay_days": 0, "false_rate": 365.0,
+            {"name": "gossip_bureau", "coverage": 1.0, "delay_days": 0, "false_rate": 365.0 / 7,
              "false_rate_multipliers": {"debtor": 0.0, "bystander": 0.0}},
             {"name": "court", "kind": "court", "coverage": 1.0, "delay_days": 0},
         ],
@@ -302,8 +302,8 @@ def hand_spill(tmp_path_factory):
         pop = build_population(scenario, seed)
         if pop.group_sizes.tolist() != [1, 1, 1]:
             continue
-        made, _, _ = false_records(scenario, Catalogue.of(scenario), pop.starts, seed, 6)
-        if made.size == 1:
+        made, _, _, day = false_records(scenario, Catalogue.of(scenario), pop.starts, seed, 0, 7)
+        if made.size == 1 and day[0] == 6:
             break
     else:  # pragma: no cover
         pytest.fail("no seed found")

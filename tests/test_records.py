@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from socialcredit.records import ActSampler, Catalogue, Ledger, PointBook, draw_acts, false_records
+from socialcredit.records import ActSampler, Catalogue, Ledger, PointBook, draw_boost, draw_candidates, false_records
 from socialcredit.rng import name_key
 from socialcredit.scenario import load_scenario
 
@@ -61,28 +61,59 @@ def test_act_sampler_with_no_rate():
     assert sampler.draw(np.random.default_rng(0)).size == 0
 
 
-def test_draw_acts_thins_by_multiplier():
-    rate = np.full(1000, 0.01)
-    sampler = ActSampler(rate)
-    kept = total = 0
-    for day in range(300):
-        full, _ = draw_acts(sampler, None, lambda ids: np.ones(ids.size), 5, day, 99)
-        half, u = draw_acts(sampler, None, lambda ids: np.full(ids.size, 0.3), 5, day, 99)
-        none, _ = draw_acts(sampler, None, lambda ids: np.zeros(ids.size), 5, day, 99)
-        assert none.size == 0 and u.size == half.size
-        assert np.isin(half, full).all()  # thinning keeps a subset of the same candidate acts
-        kept += half.size
-        total += full.size
-    assert abs(kept - 0.3 * total) <= 4 * np.sqrt(total * 0.3 * 0.7)
+def test_candidate_blocks_give_independent_poisson_days_per_type():
+    rng = np.random.default_rng(3)
+    rates = [rng.gamma(0.5, 2 * 0.002, size=2000), np.full(2000, 0.004)]
+    samplers = [ActSampler(r) for r in rates]
+    days, blocks = 7, 600
+    counts = np.zeros((blocks, days, 2), dtype=np.int64)
+    for b in range(blocks):
+        cand = draw_candidates(samplers, [11, 22], 5, b * days, days)
+        for d in range(days):
+            today = cand.on(b * days + d)
+            counts[b, d] = np.bincount(cand.rtype[today], minlength=2)
+            # sorted by type, then citizen, within the day
+            key = cand.rtype[today].astype(np.int64) * 10_000 + cand.citizen[today]
+            assert (np.diff(key) >= 0).all()
+    for c, rate in enumerate(rates):
+        lam = rate.sum()
+        x = counts[:, :, c].ravel()
+        assert abs(x.mean() - lam) <= 4 * np.sqrt(lam / x.size)
+        d = ((x - lam) ** 2).sum() / lam  # dispersion: chi2(n) under Poisson
+        assert stats.chi2(x.size).sf(d) > 1e-4 and stats.chi2(x.size).cdf(d) > 1e-4
+        # no day of the block is favoured, and neighbouring days are uncorrelated
+        _, p = stats.chisquare(counts[:, :, c].sum(axis=0))
+        assert p > 1e-4
+        r = np.corrcoef(counts[:, 0, c], counts[:, 1, c])[0, 1]
+        assert abs(r) < 4 / np.sqrt(blocks)
 
 
-def test_draw_acts_boost_adds_a_second_poisson_stream():
+def test_candidates_keep_and_record_uniforms_are_uniform_and_rule_free():
+    samplers = [ActSampler(np.full(500, 0.01))]
+    a = draw_candidates(samplers, [7], 9, 14, 7)
+    b = draw_candidates(samplers, [7], 9, 14, 7)
+    assert np.array_equal(a.citizen, b.citizen) and np.array_equal(a.keep_u, b.keep_u)
+    u = np.concatenate([draw_candidates(samplers, [7], 9, d, 7).keep_u for d in range(0, 700, 7)])
+    _, p = stats.kstest(u, "uniform")
+    assert p > 1e-4
+    # thinning at a multiplier of 0.3 keeps a binomial share of the candidates
+    kept = int((u < 0.3).sum())
+    assert abs(kept - 0.3 * u.size) <= 4 * np.sqrt(u.size * 0.3 * 0.7)
+
+
+def test_candidates_of_a_short_block_and_of_no_rate():
+    cand = draw_candidates([ActSampler(np.zeros(10)), ActSampler(np.full(10, 0.5))], [1, 2], 3, 357, 3)
+    assert cand.bounds.size == 4 and cand.bounds[-1] == cand.citizen.size
+    assert (cand.rtype == 1).all()
+    assert cand.on(359).stop == cand.citizen.size
+
+
+def test_draw_boost_adds_a_second_poisson_stream():
     rate = np.full(500, 0.01)
     multiplier = 2.5
     boost = ActSampler(rate * (multiplier - 1))
-    counts = [draw_acts(ActSampler(rate), boost, lambda ids: np.full(ids.size, multiplier), 9, day, 1)[0].size
-              for day in range(400)]
-    lam = 400 * rate.sum() * multiplier
+    counts = [draw_boost(boost, 9, day, 1)[0].size for day in range(400)]
+    lam = 400 * rate.sum() * (multiplier - 1)
     assert abs(sum(counts) - lam) <= 4 * np.sqrt(lam)
 
 
@@ -151,6 +182,7 @@ def test_false_records_per_agency_and_group_are_poisson(reference):
     starts = pop.starts
     days = 365
     draws = [false_records(reference, cat, starts, 1, d) for d in range(days)]
+    assert all((d[3] == day).all() for day, d in enumerate(draws))
     citizens = np.concatenate([d[0] for d in draws])
     types = np.concatenate([d[1] for d in draws])
     appealed = np.concatenate([d[2] for d in draws])
@@ -170,4 +202,25 @@ def test_false_records_per_agency_and_group_are_poisson(reference):
     # uniform within the group: chi-square over quarters of the rural id range
     rural = (citizens[groups == 1] - starts[1]) * 4 // pop.group_sizes[1]
     _, p = stats.chisquare(np.bincount(rural, minlength=4))
+    assert p > 1e-4
+
+
+def test_false_records_of_a_block_fall_on_its_days_as_daily_poisson_counts(reference):
+    from socialcredit.population import build_population
+
+    cat = Catalogue.of(reference)
+    pop = build_population(reference, 1)
+    lam = sum(pop.group_sizes[g] * a.false_rate * a.false_rate_multipliers.get(grp.name, 1.0) / 365
+              for a in reference.agencies for g, grp in enumerate(reference.population.groups))
+    per_day = []
+    for b in range(300):
+        citizens, types, appealed, day = false_records(reference, cat, pop.starts, 1, 7 * b, 7)
+        assert citizens.size == types.size == appealed.size == day.size
+        assert (np.diff(day) >= 0).all() and ((day >= 7 * b) & (day < 7 * b + 7)).all()
+        per_day.append(np.bincount(day - 7 * b, minlength=7))
+    x = np.array(per_day)
+    assert abs(x.mean() - lam) <= 4 * np.sqrt(lam / x.size)
+    d = ((x.ravel() - lam) ** 2).sum() / lam
+    assert stats.chi2(x.size).sf(d) > 1e-4 and stats.chi2(x.size).cdf(d) > 1e-4
+    _, p = stats.chisquare(x.sum(axis=0))
     assert p > 1e-4

@@ -24,7 +24,8 @@ from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
 from .population import Population, build_population
-from .records import ActSampler, Catalogue, Ledger, PointBook, draw_acts, false_records
+from .records import (BLOCK_DAYS, ActSampler, Candidates, Catalogue, Ledger, PointBook, draw_boost,
+                      draw_candidates, false_records)
 from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
 from .rng import keyed_uniform
 from .scenario import Scenario
@@ -110,6 +111,8 @@ class Engine:
         self.rules = ListRules.of(scenario)
         self.samplers = [ActSampler(row) for row in self.population.base_rate]
         self.boosts: list[ActSampler | None] = [None] * len(scenario.record_types)
+        self._candidates: Candidates | None = None  # this block's candidate acts (drawn on its first day)
+        self._false: tuple = ()                      # this block's false records and their day bounds
         tracked = [np.array([t in nl.record_types for t in scenario.type_names]) for nl in scenario.lists.named]
         n, days, n_types = self.population.size, scenario.days, len(scenario.record_types)
         self.book = PointBook(n, days, self.catalogue, tracked)
@@ -169,38 +172,69 @@ class Engine:
         return Standing(points=start, score=start.copy(), grade=grade, listing=listing,
                         feared=np.zeros(n, bool), side_scores=side, effects=effects)
 
-    def _multiplier(self, c: int) -> Callable[[np.ndarray], np.ndarray]:
+    def _draw_block(self, t: int) -> None:
+        """Draw the candidate acts and false records of the block of days starting on day ``t``."""
+        days = min(BLOCK_DAYS, self.scenario.days - t)
+        self._candidates = draw_candidates(self.samplers, self.catalogue.type_keys, self.seed, t, days)
+        citizens, types, appealed, day = false_records(self.scenario, self.catalogue, self.population.starts,
+                                                       self.seed, t, days)
+        self._false = (citizens, types.astype(np.int16), appealed, np.searchsorted(day, np.arange(t, t + days + 1)))
+
+    def _keep_probability(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """Each candidate act's rate multiplier ``M[c, i]`` (kept when its keep uniform is below it)."""
         st = self.standing
         cat = self.catalogue
         if not self.scenario.system:
-            return lambda ids: np.ones(ids.size)
+            return np.ones(ids.size)
+        m = cat.deterrence[types, st.grade[ids]]
+        m = m * np.where(st.feared[ids], cat.fear[types], 1.0)
+        for c, row in st.effects.rate_multiplier.items():
+            sel = np.flatnonzero(types == c)
+            m[sel] = m[sel] * row[ids[sel]]
+        return m
 
-        def multiplier(ids: np.ndarray) -> np.ndarray:
-            m = cat.deterrence[c, st.grade[ids]]
-            m = m * np.where(st.feared[ids], cat.fear[c], 1.0)
-            return m * st.effects.rate_factor(c, ids)
-        return multiplier
+    def _record_probability(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """Each act's chance of being recorded: its agency's coverage times the surveillance multipliers."""
+        cat = self.catalogue
+        factor = np.ones(ids.size)
+        agency = cat.agency_of[types]
+        for a, row in self.standing.effects.record_multiplier.items():
+            sel = np.flatnonzero(agency == a)
+            factor[sel] = row[ids[sel]]
+        return np.minimum(1.0, cat.coverage[types] * factor)
 
     def _acts_and_records(self, t: int) -> None:
-        sc = self.scenario
         cat = self.catalogue
-        for c in range(len(sc.record_types)):
-            ids, record_u = draw_acts(self.samplers[c], self.boosts[c], self._multiplier(c), self.seed, t, cat.type_keys[c])
-            self.daily["acts"][t, c] = ids.size
-            np.add.at(self.acts_by_citizen[c], ids, 1)
-            if ids.size == 0:
-                continue
-            prob = np.minimum(1.0, cat.coverage[c] * self.standing.effects.record_factor(int(cat.agency_of[c]), ids))
-            ids = ids[record_u < prob]
-            self.daily["true_records"][t, c] = ids.size
-            if ids.size:
-                self._enter(ids, np.full(ids.size, c, np.int16), t, is_false=False)
+        n_types = len(self.scenario.record_types)
+        if t % BLOCK_DAYS == 0:
+            self._draw_block(t)
+        cand = self._candidates
+        today = cand.on(t)
+        ids, types = cand.citizen[today], cand.rtype[today]
+        kept = cand.keep_u[today] < self._keep_probability(ids, types)
+        ids, types, record_u = ids[kept], types[kept], cand.record_u[today][kept]
+        extra = [(c, *draw_boost(boost, self.seed, t, cat.type_keys[c])) for c, boost in enumerate(self.boosts)
+                 if boost is not None and boost.total > 0]
+        if extra:  # boost acts follow the kept candidates of their type
+            ids = np.concatenate([ids] + [e[1] for e in extra])
+            types = np.concatenate([types] + [np.full(e[1].size, e[0], dtype=np.int16) for e in extra])
+            record_u = np.concatenate([record_u] + [e[2] for e in extra])
+            order = np.argsort(types, kind="stable")
+            ids, types, record_u = ids[order], types[order], record_u[order]
+        self.daily["acts"][t] = np.bincount(types, minlength=n_types)
+        np.add.at(self.acts_by_citizen, (types, ids), 1)
+        recorded = record_u < self._record_probability(ids, types)
+        ids, types = ids[recorded], types[recorded]
+        self.daily["true_records"][t] = np.bincount(types, minlength=n_types)
+        if ids.size:
+            self._enter(ids, types, t, is_false=False)
 
     def _false_records(self, t: int) -> None:
-        citizens, types, appealed = false_records(self.scenario, self.catalogue, self.population.starts, self.seed, t)
-        if citizens.size:
-            np.add.at(self.daily["false_records"][t], types, 1)
-            self._enter(citizens, types.astype(np.int16), t, is_false=True, appealed=appealed)
+        citizens, types, appealed, bounds = self._false
+        today = slice(int(bounds[t - self._candidates.first_day]), int(bounds[t - self._candidates.first_day + 1]))
+        if today.stop > today.start:
+            np.add.at(self.daily["false_records"][t], types[today], 1)
+            self._enter(citizens[today], types[today], t, is_false=True, appealed=appealed[today])
 
     def _enter(self, citizens: np.ndarray, types: np.ndarray, t: int, is_false: bool,
                appealed: np.ndarray | None = None) -> None:

@@ -1,8 +1,9 @@
 """The data platform: acts, the records agencies make of them, and the ledger.
 
-Acts of a type on a day are drawn as one Poisson count at the *base* rates
-(``r_c u m``, which no rule changes), then the citizens who act in proportion
-to those rates; each candidate act is kept with probability equal to its rate
+Acts of a type over a block of days are drawn as one Poisson count at the
+*base* rates (``r_c u m``, which no rule changes), then the citizens who act in
+proportion to those rates and the day of each act; each candidate act is kept
+with probability equal to its rate
 multiplier (deterrence, fear, sanctions; thinning), and multipliers above 1
 add a second Poisson stream. The cost grows with acts, not citizen-days, and
 the same citizen draws the same candidate acts in any two runs of one city.
@@ -58,41 +59,83 @@ class Catalogue:
         )
 
 
+#: Candidate acts and false records are drawn this many days at a time (one stream per block).
+BLOCK_DAYS = 7
+
+
 class ActSampler:
-    """Draws each day's candidate acts of one type at the base rates."""
+    """Draws candidate acts of one type at the base rates."""
 
     def __init__(self, base_rate: np.ndarray):
         self.cumulative = np.cumsum(base_rate)
         self.total = float(self.cumulative[-1]) if base_rate.size else 0.0
 
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """Citizen ids of the day's candidate acts (one entry per act)."""
-        count = rng.poisson(self.total)
+    def draw(self, rng: np.random.Generator, days: int = 1) -> np.ndarray:
+        """Citizen ids of the candidate acts of ``days`` days (one entry per act, ascending)."""
+        count = rng.poisson(self.total * days)
         # sorted needles let searchsorted start each search where the last one ended
         needles = np.sort(rng.random(count)) * self.total
         return np.searchsorted(self.cumulative, needles, side="right").astype(np.int32)
 
 
-def draw_acts(sampler: ActSampler, boost: ActSampler | None, multiplier, seed: int,
-              day: int, type_key: int) -> tuple[np.ndarray, np.ndarray]:
-    """The acts of one type on one day, and a recording uniform per act.
+@dataclass
+class Candidates:
+    """A block of days' candidate acts at the base rates, with their uniforms.
 
-    ``multiplier(ids)`` gives each candidate's rate multiplier; a candidate is
-    kept with probability ``min(1, multiplier)``. ``boost`` samples the extra
-    rate ``base * (multiplier - 1)`` of citizens whose multiplier exceeds 1.
+    Sorted by day, then record type, then citizen; ``bounds[d]:bounds[d + 1]``
+    are the acts of day ``first_day + d``.
     """
-    rng = stream(seed, "acts", day, type_key)
-    ids = sampler.draw(rng)
-    keep_u = rng.random(ids.size)
-    record_u = rng.random(ids.size)
-    keep = keep_u < multiplier(ids)
-    ids, record_u = ids[keep], record_u[keep]
-    if boost is not None and boost.total > 0:
-        rng_b = stream(seed, "boost", day, type_key)
-        extra = boost.draw(rng_b)
-        ids = np.concatenate([ids, extra])
-        record_u = np.concatenate([record_u, rng_b.random(extra.size)])
-    return ids, record_u
+
+    first_day: int
+    citizen: np.ndarray   # int32
+    rtype: np.ndarray     # int16
+    keep_u: np.ndarray    # an act is kept when keep_u < its rate multiplier
+    record_u: np.ndarray  # a kept act is recorded when record_u < its recording probability
+    bounds: np.ndarray    # int64 (days + 1,)
+
+    def on(self, day: int) -> slice:
+        """The positions of day ``day``'s candidate acts."""
+        d = day - self.first_day
+        return slice(int(self.bounds[d]), int(self.bounds[d + 1]))
+
+
+def draw_candidates(samplers: list[ActSampler], type_keys: list[int], seed: int, first_day: int,
+                    days: int) -> Candidates:
+    """Every type's candidate acts on the ``days`` days from ``first_day``.
+
+    Per type, from stream ``("acts", first_day, type_key)``: one count
+    ``Poisson(days * sum of base rates)``, the actors by inverse CDF, then a
+    day, a keep uniform and a record uniform per act. Giving each act of a
+    Poisson count a uniform day splits it into independent
+    ``Poisson(sum of base rates)`` counts per day, the law of drawing day by
+    day, at one stream per type and block instead of per type and day. The
+    draws depend only on the base rates, never on the rules, so two runs of one
+    city and seed have the same candidates on every day.
+    """
+    parts = []
+    for c, (sampler, key) in enumerate(zip(samplers, type_keys)):
+        rng = stream(seed, "acts", first_day, key)
+        ids = sampler.draw(rng, days)
+        offset = rng.integers(0, days, size=ids.size)
+        parts.append((ids, np.full(ids.size, c, dtype=np.int16), offset, rng.random(ids.size), rng.random(ids.size)))
+    citizen, rtype, offset, keep_u, record_u = (np.concatenate(col) for col in zip(*parts))
+    order = np.argsort(offset * len(samplers) + rtype, kind="stable")  # day, then type; citizens stay ascending
+    bounds = np.zeros(days + 1, dtype=np.int64)
+    np.cumsum(np.bincount(offset, minlength=days), out=bounds[1:])
+    return Candidates(first_day=first_day, citizen=citizen[order], rtype=rtype[order], keep_u=keep_u[order],
+                      record_u=record_u[order], bounds=bounds)
+
+
+def draw_boost(boost: ActSampler, seed: int, day: int, type_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Extra acts of one type on one day at the rates ``base * (multiplier - 1)``, and their record uniforms.
+
+    Thinning candidates at ``min(1, multiplier)`` plus these extra acts gives
+    ``Poisson(base * multiplier)``. The boost rates change with each scoring
+    step, so boosts are drawn day by day (stream ``("boost", day, type_key)``).
+    """
+    rng = stream(seed, "boost", day, type_key)
+    ids = boost.draw(rng)
+    return ids, rng.random(ids.size)
 
 
 @dataclass
@@ -185,17 +228,20 @@ class PointBook:
         self._next_day = max(self._next_day, through_day + 1)
 
 
-def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray,
-                  seed: int, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The day's false records: citizens, types and whether each is appealed.
+def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray, seed: int, first_day: int,
+                  days: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The false records of ``days`` days from ``first_day``: citizens, types, appealed, day.
 
     For each agency with a false-record rate and each group g,
-    ``Poisson(n_g e_a b_g / 365)`` records on citizens drawn uniformly from g,
-    of a type drawn uniformly among the agency's types with negative points
-    (on the state score or, for a company feeding only a side scheme, there).
+    ``Poisson(days * n_g e_a b_g / 365)`` records on citizens drawn uniformly
+    from g, of a type drawn uniformly among the agency's types with negative
+    points (on the state score or, for a company feeding only a side scheme,
+    there), each on a day drawn uniformly in the block (so each day's count is
+    ``Poisson(n_g e_a b_g / 365)``, independently). Sorted by day; within a
+    day, by agency and group in scenario order.
     """
     appeal_p = scenario.appeals.probability
-    out_c, out_t, out_a = [], [], []
+    out_c, out_t, out_a, out_d = [], [], [], []
     for a_idx, agency in enumerate(scenario.agencies):
         if agency.false_rate <= 0:
             continue
@@ -203,19 +249,22 @@ def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray,
         types = np.flatnonzero((catalogue.agency_of == a_idx) & negative)
         if types.size == 0:
             continue
-        rng = stream(seed, "false_records", day, name_key(agency.name))  # groups drawn in scenario order
+        rng = stream(seed, "false_records", first_day, name_key(agency.name))  # groups drawn in scenario order
         for g_idx, group in enumerate(scenario.population.groups):
             size = int(starts[g_idx + 1] - starts[g_idx])
             if size == 0:
                 continue
             rate = size * agency.false_rate * agency.false_rate_multipliers.get(group.name, 1.0) / 365.0
-            count = rng.poisson(rate)
+            count = rng.poisson(rate * days)
             if count == 0:
                 continue
             out_c.append(starts[g_idx] + rng.integers(0, size, size=count))
             out_t.append(types[rng.integers(0, types.size, size=count)])
             out_a.append(rng.random(count) < appeal_p)
+            out_d.append(first_day + rng.integers(0, days, size=count))
     if not out_c:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=bool)
-    return np.concatenate(out_c), np.concatenate(out_t), np.concatenate(out_a)
+        return empty, empty, np.empty(0, dtype=bool), empty
+    day = np.concatenate(out_d)
+    order = np.argsort(day, kind="stable")
+    return np.concatenate(out_c)[order], np.concatenate(out_t)[order], np.concatenate(out_a)[order], day[order]
