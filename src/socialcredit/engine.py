@@ -113,6 +113,7 @@ class Engine:
         self.boosts: list[ActSampler | None] = [None] * len(scenario.record_types)
         self._candidates: Candidates | None = None  # this block's candidate acts (drawn on its first day)
         self._false: tuple = ()                      # this block's false records and their day bounds
+        self._block_start = 0
         tracked = [np.array([t in nl.record_types for t in scenario.type_names]) for nl in scenario.lists.named]
         n, days, n_types = self.population.size, scenario.days, len(scenario.record_types)
         self.book = PointBook(n, days, self.catalogue, tracked)
@@ -179,6 +180,7 @@ class Engine:
         citizens, types, appealed, day = false_records(self.scenario, self.catalogue, self.population.starts,
                                                        self.seed, t, days)
         self._false = (citizens, types.astype(np.int16), appealed, np.searchsorted(day, np.arange(t, t + days + 1)))
+        self._block_start = t
 
     def _keep_probability(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
         """Each candidate act's rate multiplier ``M[c, i]`` (kept when its keep uniform is below it)."""
@@ -231,7 +233,8 @@ class Engine:
 
     def _false_records(self, t: int) -> None:
         citizens, types, appealed, bounds = self._false
-        today = slice(int(bounds[t - self._candidates.first_day]), int(bounds[t - self._candidates.first_day + 1]))
+        d = t - self._block_start
+        today = slice(int(bounds[d]), int(bounds[d + 1]))
         if today.stop > today.start:
             np.add.at(self.daily["false_records"][t], types[today], 1)
             self._enter(citizens[today], types[today], t, is_false=True, appealed=appealed[today])
