@@ -28,7 +28,8 @@ class EffectState:
     """What the effects in force imply, as of the last scoring step.
 
     Multipliers are kept only for the agencies and record types that some
-    effect touches; everywhere else they are 1.
+    effect touches; everywhere else they are 1. Agencies (or record types)
+    touched by the same effects share one array.
     """
 
     applies: np.ndarray                    # bool (F, N): effect f applies to citizen i
@@ -51,6 +52,40 @@ class EffectState:
         return row is not None and bool((row > 1.0).any())
 
 
+def shared_rows(table: dict[int, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The distinct multiplier arrays of a table, each with the keys (agencies or types) it serves.
+
+    >>> row = np.ones(3)
+    >>> [(r is row, keys.tolist()) for r, keys in shared_rows({0: row, 4: row})]
+    [(True, [0, 4])]
+    """
+    groups: dict[int, tuple[np.ndarray, list[int]]] = {}
+    for key, row in table.items():
+        groups.setdefault(id(row), (row, []))[1].append(key)
+    return [(row, np.array(keys)) for row, keys in groups.values()]
+
+
+def multiplier_sharing(scenario: Scenario) -> tuple[dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]]:
+    """The effects, in order, that multiply each agency's recording chance and each type's act rate.
+
+    Returns ``(agency -> surveillance effects, record type -> rate effects)``,
+    effects as indices into ``scenario.effects``. Keys with the same effects
+    share one multiplier array (an effect with no ``agencies`` touches all).
+    """
+    agencies = {a.name: i for i, a in enumerate(scenario.agencies)}
+    types = {t.name: i for i, t in enumerate(scenario.record_types)}
+    record: dict[int, list[int]] = {}
+    rate: dict[int, list[int]] = {}
+    for f, effect in enumerate(scenario.effects):
+        if effect.kind == "surveillance":
+            for a in [agencies[a] for a in effect.agencies] or range(len(scenario.agencies)):
+                record.setdefault(a, []).append(f)
+        elif effect.kind == "rate":
+            for c in (types[t] for t in effect.record_types):
+                rate.setdefault(c, []).append(f)
+    return ({a: tuple(fs) for a, fs in record.items()}, {c: tuple(fs) for c, fs in rate.items()})
+
+
 def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
                      side_scores: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None) -> EffectState:
     """Which effects apply to whom, and the multipliers they imply.
@@ -69,23 +104,22 @@ def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
     n = grade.size
     effects = scenario.effects
     applies = np.zeros((len(effects), n), dtype=bool)
-    rec: dict[int, np.ndarray] = {}
-    rate: dict[int, np.ndarray] = {}
-    agencies = {a.name: i for i, a in enumerate(scenario.agencies)}
-    types = {t.name: i for i, t in enumerate(scenario.record_types)}
     for f, effect in enumerate(effects):
         mask = condition_mask(scenario, effect, grade, listing, side_scores)
-        if effect.target == "family":
-            mask = spill_over(mask, family, n)
-        applies[f] = mask
-        if effect.kind == "surveillance":
-            rows = [agencies[a] for a in effect.agencies] or range(len(scenario.agencies))
-            for a in rows:
-                rec.setdefault(a, np.ones(n))[mask] *= effect.multiplier
-        elif effect.kind == "rate":
-            for c in (types[t] for t in effect.record_types):
-                rate.setdefault(c, np.ones(n))[mask] *= effect.multiplier
-    return EffectState(applies=applies, record_multiplier=rec, rate_multiplier=rate)
+        applies[f] = spill_over(mask, family, n) if effect.target == "family" else mask
+    products: dict[tuple[int, ...], np.ndarray] = {}
+
+    def product(fs: tuple[int, ...]) -> np.ndarray:
+        if fs not in products:  # multiplied in effect order, as each citizen's factors apply
+            row = np.ones(n)
+            for f in fs:
+                np.multiply(row, effects[f].multiplier, out=row, where=applies[f])
+            products[fs] = row
+        return products[fs]
+
+    record_of, rate_of = multiplier_sharing(scenario)
+    return EffectState(applies=applies, record_multiplier={a: product(fs) for a, fs in record_of.items()},
+                       rate_multiplier={c: product(fs) for c, fs in rate_of.items()})
 
 
 def spill_over(mask: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None, n: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .effects import EffectState, evaluate_effects
+from .effects import EffectState, evaluate_effects, shared_rows
 from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -190,8 +190,8 @@ class Engine:
             return np.ones(ids.size)
         m = cat.deterrence[types, st.grade[ids]]
         m = m * np.where(st.feared[ids], cat.fear[types], 1.0)
-        for c, row in st.effects.rate_multiplier.items():
-            sel = np.flatnonzero(types == c)
+        for row, rtypes in shared_rows(st.effects.rate_multiplier):
+            sel = np.flatnonzero(np.isin(types, rtypes))
             m[sel] = m[sel] * row[ids[sel]]
         return m
 
@@ -200,8 +200,8 @@ class Engine:
         cat = self.catalogue
         factor = np.ones(ids.size)
         agency = cat.agency_of[types]
-        for a, row in self.standing.effects.record_multiplier.items():
-            sel = np.flatnonzero(agency == a)
+        for row, agencies in shared_rows(self.standing.effects.record_multiplier):
+            sel = np.flatnonzero(np.isin(agency, agencies))
             factor[sel] = row[ids[sel]]
         return np.minimum(1.0, cat.coverage[types] * factor)
 

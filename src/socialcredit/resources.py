@@ -12,6 +12,7 @@ import sys
 
 import psutil
 
+from .effects import multiplier_sharing
 from .errors import ResourceError
 from .kernels import PARALLEL_MIN_NNZ
 from .scenario import Scenario
@@ -66,13 +67,14 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
     """
     n = scenario.population.size
     c = len(scenario.record_types)
-    a = len(scenario.agencies)
+    record_of, rate_of = multiplier_sharing(scenario)
+    multipliers = len(set(record_of.values()) | set(rate_of.values()))  # distinct shared arrays
     s = len(scenario.schemes)
     f = len(scenario.effects)
     lists = len(scenario.lists.named)
     per_citizen = (
         16 * c                    # base rates and their cumulative sums
-        + 2 * (8 * (a + c) + f)   # effect multipliers and masks, old and new standing
+        + 2 * (8 * multipliers + f)  # effect multipliers and masks, old and new standing
         + 2 * (40 + 8 * s + lists)  # points, scores, grades, lists, old and new
         + 24 + 8 * s + 4 * lists  # point book
         + 4 * f + 64              # effect days, solver and metrics buffers
