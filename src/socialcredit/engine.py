@@ -325,7 +325,8 @@ class Engine:
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.effect_days.size:
-            self.effect_days[self.standing.effects.applies] += np.int32(last - first + 1)
+            np.add(self.effect_days, np.int32(last - first + 1), out=self.effect_days,
+                   where=self.standing.effects.applies)
 
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Ends of the active family ties, when some effect spills over to family."""

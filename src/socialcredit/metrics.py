@@ -37,9 +37,10 @@ def step_row(scenario: Scenario, population: Population, step: int, day: int, fi
         row[f"list_{nl.name}"] = int(listing.named[k].sum())
     for counter in DAILY_COUNTERS:
         table = daily[counter]
+        in_step, cumulative = table[first_day:day + 1].sum(axis=0), table[:day + 1].sum(axis=0)
         for c, name in enumerate(scenario.type_names):
-            row[f"{counter}_{name}"] = int(table[first_day:day + 1, c].sum())
-            row[f"{counter}_{name}_cum"] = int(table[:day + 1, c].sum())
+            row[f"{counter}_{name}"] = int(in_step[c])
+            row[f"{counter}_{name}_cum"] = int(cumulative[c])
     row["ties_cut"] = ties_cut
     row["ties_cut_cum"] = ties_cut_total
     row["ties_active"] = ties_active

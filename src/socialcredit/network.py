@@ -103,9 +103,13 @@ class Ties:
         return out
 
     def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
-        """Active ties with exactly one listed end, ascending by tie id."""
+        """Active ties with exactly one listed end, each once, in the order of the listed ends' rows.
+
+        Whether a tie is cut is decided by a uniform keyed by its id
+        (``rng.keyed_uniform``), so no order is needed, and none is paid for.
+        """
         rows = np.flatnonzero(listed)
-        return np.sort(active_entries_of_rows(self.adjacency, rows, listed, self._tie_of_positions()))
+        return active_entries_of_rows(self.adjacency, rows, listed, self._tie_of_positions())
 
 
 def build_ties(spec: Network, population: Population, seed: int) -> Ties:

@@ -122,6 +122,7 @@ def grade_index(score: np.ndarray, grades: list[Grade]) -> np.ndarray:
     >>> grade_index(np.array([960.0, 959.99, 850.0, 12.0, -5.0]), g).tolist()
     [0, 1, 1, 2, 2]
     """
-    ascending = np.array([g.min for g in grades][::-1])
-    reached = np.searchsorted(ascending, score, side="right")  # thresholds <= score
+    reached = np.zeros(score.size, dtype=np.int8)  # thresholds <= score
+    for grade in grades:  # a pass per threshold beats a binary search per citizen (few grades)
+        reached += score >= grade.min
     return np.clip(len(grades) - reached, 0, len(grades) - 1).astype(np.int8)
