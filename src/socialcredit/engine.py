@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, evaluate_effects, shared_rows
+from .kernels import add_ones
 from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -224,7 +225,7 @@ class Engine:
             order = np.argsort(types, kind="stable")
             ids, types, record_u = ids[order], types[order], record_u[order]
         self.daily["acts"][t] = np.bincount(types, minlength=n_types)
-        np.add.at(self.acts_by_citizen, (types, ids), 1)
+        add_ones(self.acts_by_citizen, types, ids)
         recorded = record_u < self._record_probability(ids, types)
         ids, types = ids[recorded], types[recorded]
         self.daily["true_records"][t] = np.bincount(types, minlength=n_types)

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import active_entries_of_rows, row_sums, stable_row_order
+from .kernels import active_entries_of_rows, mark_neighbours, row_sums, row_sums_of, stable_row_order
 from .population import Population
 from .rng import stream
 from .scenario import Network
@@ -72,8 +72,14 @@ class Ties:
         return (np.bincount(self.src[mask], minlength=n) + np.bincount(self.dst[mask], minlength=n)).astype(np.int32)
 
     def weighted_degree(self) -> np.ndarray:
-        """Sum of active tie weights of each citizen (row sums of the adjacency)."""
-        return row_sums(self.adjacency)
+        """Sum of active tie weights of each citizen (row sums of the adjacency); do not modify.
+
+        Summed once, then kept up to date by :meth:`cut`, which sums again only the
+        rows of the cut ties' ends, in storage order: the same bits as summing all rows.
+        """
+        if getattr(self, "_strength", None) is None:
+            self._strength = row_sums(self.adjacency)
+        return self._strength
 
     def cut(self, tie_ids: np.ndarray, day: int) -> None:
         """Cut ties (they stay cut): record the day and zero their weight."""
@@ -81,6 +87,9 @@ class Ties:
         self.active[tie_ids] = False
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
         self.adjacency.data[self._pos[1, tie_ids]] = 0.0
+        if getattr(self, "_strength", None) is not None:
+            ends = np.unique(np.concatenate([self.src[tie_ids], self.dst[tie_ids]]))
+            row_sums_of(self.adjacency, ends, self._strength)
 
     def _tie_of_positions(self) -> np.ndarray:
         """For every adjacency position, the tie it belongs to (built once)."""
@@ -98,9 +107,7 @@ class Ties:
         Touches only the listed citizens' rows, so the cost grows with them, not
         with the whole network.
         """
-        out = np.zeros(listed.size, dtype=bool)
-        out[active_entries_of_rows(self.adjacency, np.flatnonzero(listed), None, None)] = True
-        return out
+        return mark_neighbours(self.adjacency, np.flatnonzero(listed), listed.size)
 
     def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
         """Active ties with exactly one listed end, each once, in the order of the listed ends' rows.
