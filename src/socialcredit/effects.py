@@ -32,9 +32,19 @@ class EffectState:
     touched by the same effects share one array.
     """
 
-    applies: np.ndarray                    # bool (F, N): effect f applies to citizen i
+    conditions: np.ndarray                 # bool (M, N): distinct condition m holds for citizen i
+    condition_of: np.ndarray               # int (F,): the condition of effect f (``effect_conditions``)
     record_multiplier: dict[int, np.ndarray]  # agency -> (N,) surveillance factor
     rate_multiplier: dict[int, np.ndarray]    # record type -> (N,) act-rate factor
+
+    @property
+    def applies(self) -> np.ndarray:
+        """bool (F, N): effect f applies to citizen i (a copy, one row per effect)."""
+        return self.conditions[self.condition_of]
+
+    def applied_counts(self) -> np.ndarray:
+        """How many citizens each effect applies to (F,)."""
+        return np.count_nonzero(self.conditions, axis=1)[self.condition_of]
 
     def record_factor(self, agency: int, ids: np.ndarray) -> np.ndarray | float:
         """Surveillance factor of the agency for these citizens."""
@@ -86,6 +96,24 @@ def multiplier_sharing(scenario: Scenario) -> tuple[dict[int, tuple[int, ...]], 
     return ({a: tuple(fs) for a, fs in record.items()}, {c: tuple(fs) for c, fs in rate.items()})
 
 
+def effect_conditions(scenario: Scenario) -> tuple[list[tuple], np.ndarray]:
+    """The distinct (condition, target) pairs of the effects, and each effect's index among them.
+
+    Effects with the same condition and target apply to the same citizens (the
+    red list's privileges, grade D's sanctions), so each such mask is computed,
+    stored and counted in days once.
+    """
+    keys: list[tuple] = []
+    of = []
+    for effect in scenario.effects:
+        w = effect.when
+        key = (tuple(w.grades), tuple(w.lists), w.scheme, w.min_score, w.max_score, effect.target)
+        if key not in keys:
+            keys.append(key)
+        of.append(keys.index(key))
+    return keys, np.array(of, dtype=np.intp)
+
+
 def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
                      side_scores: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None) -> EffectState:
     """Which effects apply to whom, and the multipliers they imply.
@@ -103,22 +131,25 @@ def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
     """
     n = grade.size
     effects = scenario.effects
-    applies = np.zeros((len(effects), n), dtype=bool)
-    for f, effect in enumerate(effects):
+    keys, condition_of = effect_conditions(scenario)
+    conditions = np.zeros((len(keys), n), dtype=bool)
+    for m in range(len(keys)):
+        effect = effects[int(np.flatnonzero(condition_of == m)[0])]
         mask = condition_mask(scenario, effect, grade, listing, side_scores)
-        applies[f] = spill_over(mask, family, n) if effect.target == "family" else mask
+        conditions[m] = spill_over(mask, family, n) if effect.target == "family" else mask
     products: dict[tuple[int, ...], np.ndarray] = {}
 
     def product(fs: tuple[int, ...]) -> np.ndarray:
         if fs not in products:  # multiplied in effect order, as each citizen's factors apply
             row = np.ones(n)
             for f in fs:
-                np.multiply(row, effects[f].multiplier, out=row, where=applies[f])
+                np.multiply(row, effects[f].multiplier, out=row, where=conditions[condition_of[f]])
             products[fs] = row
         return products[fs]
 
     record_of, rate_of = multiplier_sharing(scenario)
-    return EffectState(applies=applies, record_multiplier={a: product(fs) for a, fs in record_of.items()},
+    return EffectState(conditions=conditions, condition_of=condition_of,
+                       record_multiplier={a: product(fs) for a, fs in record_of.items()},
                        rate_multiplier={c: product(fs) for c, fs in rate_of.items()})
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .effects import EffectState, evaluate_effects, shared_rows
+from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
 from .kernels import add_ones
 from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
 from .metrics import DAILY_COUNTERS, step_row
@@ -120,7 +120,8 @@ class Engine:
         self.book = PointBook(n, days, self.catalogue, tracked)
         self.ledger = Ledger()
         self.daily = {name: np.zeros((days, n_types), dtype=np.int64) for name in DAILY_COUNTERS}
-        self.effect_days = np.zeros((len(scenario.effects), n), dtype=np.int32)
+        keys, self._condition_of = effect_conditions(scenario)
+        self.condition_days = np.zeros((len(keys), n), dtype=np.int32)  # days each distinct condition held
         self.acts_by_citizen = np.zeros((n_types, n), dtype=np.int32)
         self.metrics: list[dict[str, float | int]] = []
         self.changes = Changes()
@@ -273,7 +274,7 @@ class Engine:
         self.metrics.append(step_row(
             sc, self.population, self.step_index, t, t + 1 - sc.scoring.every_days, new.grade, new.listing,
             new.score, new.points, self.daily, ties_cut, self.ties_cut_total, int(self.ties.active.sum()),
-            new.effects.applies, new.side_scores, iterations))
+            new.effects.applied_counts(), new.side_scores, iterations))
         self.step_index += 1
 
     def _new_standing(self, t: int) -> tuple[Standing, int]:
@@ -321,13 +322,19 @@ class Engine:
                 continue
             full = cat.deterrence[c, st.grade] * np.where(st.feared, cat.fear[c], 1.0)
             full = full * st.effects.rate_factor(c, slice(None))
-            if (full > 1.0).any():
-                self.boosts[c] = ActSampler(base[c] * np.maximum(full - 1.0, 0.0))
+            raised = np.flatnonzero(full > 1.0)
+            if raised.size:
+                self.boosts[c] = ActSampler(base[c, raised] * (full[raised] - 1.0), ids=raised)
+
+    @property
+    def effect_days(self) -> np.ndarray:
+        """int32 (F, N): days each effect applied to each citizen, up to the last day run."""
+        return self.condition_days[self._condition_of]
 
     def _count_effect_days(self, first: int, last: int) -> None:
-        if last >= first and self.effect_days.size:
-            np.add(self.effect_days, np.int32(last - first + 1), out=self.effect_days,
-                   where=self.standing.effects.applies)
+        if last >= first and self.condition_days.size:
+            np.add(self.condition_days, np.int32(last - first + 1), out=self.condition_days,
+                   where=self.standing.effects.conditions)
 
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Ends of the active family ties, when some effect spills over to family."""
@@ -338,7 +345,9 @@ class Engine:
 
 
 def _no_effects(scenario: Scenario, n: int) -> EffectState:
-    return EffectState(applies=np.zeros((len(scenario.effects), n), bool), record_multiplier={}, rate_multiplier={})
+    keys, condition_of = effect_conditions(scenario)
+    return EffectState(conditions=np.zeros((len(keys), n), bool), condition_of=condition_of, record_multiplier={},
+                       rate_multiplier={})
 
 
 __all__ = ["Engine", "Standing", "to_milli"]

@@ -22,7 +22,10 @@ def step_row(scenario: Scenario, population: Population, step: int, day: int, fi
              grade: np.ndarray, listing: Listing, score: np.ndarray, points: np.ndarray,
              daily: dict[str, np.ndarray], ties_cut: int, ties_cut_total: int, ties_active: int,
              effects_applied: np.ndarray, side_scores: np.ndarray, iterations: int) -> dict[str, float | int]:
-    """One metrics row for the scoring step on ``day`` covering days ``first_day..day``."""
+    """One metrics row for the scoring step on ``day`` covering days ``first_day..day``.
+
+    ``effects_applied`` holds the number of citizens each effect applies to.
+    """
     row: dict[str, float | int] = {"step": step, "day": day}
     counts = np.bincount(grade, minlength=len(scenario.scoring.grades))
     for g, name in enumerate(scenario.grade_names):
@@ -54,7 +57,7 @@ def step_row(scenario: Scenario, population: Population, step: int, day: int, fi
         row[f"median_score_{name}"] = float(medians[g])
         row[f"blacklist_rate_{name}"] = float(rates[g])
     for f, effect in enumerate(scenario.effects):
-        row[f"effect_{effect.name}"] = int(effects_applied[f].sum())
+        row[f"effect_{effect.name}"] = int(effects_applied[f])
     for s, scheme in enumerate(scenario.schemes):
         row[f"scheme_mean_{scheme.name}"] = float(side_scores[s].mean())
     row["solver_iterations"] = iterations

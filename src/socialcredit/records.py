@@ -64,18 +64,27 @@ BLOCK_DAYS = 7
 
 
 class ActSampler:
-    """Draws candidate acts of one type at the base rates."""
+    """Draws candidate acts of one type at the base rates.
 
-    def __init__(self, base_rate: np.ndarray):
+    With ``ids``, the rates are those of these citizens only (ascending), every
+    other citizen's rate being 0: the draws are the same as from the full rate
+    vector with zeros elsewhere (adding zeros leaves every partial sum as it
+    was, and a citizen of rate 0 is never the first whose partial sum exceeds a
+    needle), at a cost that grows with the citizens of positive rate.
+    """
+
+    def __init__(self, base_rate: np.ndarray, ids: np.ndarray | None = None):
         self.cumulative = np.cumsum(base_rate)
         self.total = float(self.cumulative[-1]) if base_rate.size else 0.0
+        self.ids = ids
 
     def draw(self, rng: np.random.Generator, days: int = 1) -> np.ndarray:
         """Citizen ids of the candidate acts of ``days`` days (one entry per act, ascending)."""
         count = rng.poisson(self.total * days)
         # sorted needles let searchsorted start each search where the last one ended
         needles = np.sort(rng.random(count)) * self.total
-        return np.searchsorted(self.cumulative, needles, side="right").astype(np.int32)
+        found = np.searchsorted(self.cumulative, needles, side="right")
+        return (found if self.ids is None else self.ids[found]).astype(np.int32)
 
 
 @dataclass
