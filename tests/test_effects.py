@@ -215,7 +215,7 @@ def test_privilege_from_day_zero_counts_every_day(reference_path):
     result = __import__("socialcredit").run(sc)
     eng = result.engine
     assert eng.ledger.arrays()["citizen"].size > 0  # some (positive) records were made
-    np.testing.assert_array_equal(eng.effect_days[0], sc.days)
+    np.testing.assert_array_equal(eng.effect_days_of(0), sc.days)
 
 
 @pytest.mark.parametrize("days", [63, 60])
@@ -233,7 +233,7 @@ def test_ban_days_equal_days_under_the_condition(reference_path, days):
         expected += eng.standing.grade >= 3
         eng.step()
     assert expected.max() > 0
-    np.testing.assert_array_equal(eng.effect_days[0], expected)
+    np.testing.assert_array_equal(eng.effect_days_of(0), expected)
 
 
 def test_deterrence_and_fear_above_one_raise_rates(make_tiny):

@@ -397,7 +397,7 @@ def test_system_false_keeps_the_books_but_nothing_acts_on_them(reference_path):
     assert last["black_by_record"] + last["black_by_error"] + last["black_by_association"] == last["blacklisted"]
     assert last["ties_cut_cum"] == 0 and eng.ties.active.all()
     assert not eng.standing.feared.any()
-    assert (eng.effect_days == 0).all()
+    assert (eng.condition_days == 0).all()
     assert all(r[f"effect_{e.name}"] == 0 for r in eng.metrics for e in sc.effects)
 
 

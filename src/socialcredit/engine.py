@@ -326,10 +326,9 @@ class Engine:
             if raised.size:
                 self.boosts[c] = ActSampler(base[c, raised] * (full[raised] - 1.0), ids=raised)
 
-    @property
-    def effect_days(self) -> np.ndarray:
-        """int32 (F, N): days each effect applied to each citizen, up to the last day run."""
-        return self.condition_days[self._condition_of]
+    def effect_days_of(self, effect: int) -> np.ndarray:
+        """int32 (N,): days the effect applied to each citizen, up to the last day run (a view)."""
+        return self.condition_days[self._condition_of[effect]]
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.condition_days.size:

@@ -95,11 +95,12 @@ def _citizens_table(engine: Engine) -> pa.Table:
     sanction = np.zeros(n, dtype=np.int32)
     privilege = np.zeros(n, dtype=np.int32)
     for f, effect in enumerate(sc.effects):
-        citizens[f"days_{effect.name}"] = engine.effect_days[f]
+        days = engine.effect_days_of(f)  # a view, shared by effects of the same condition
+        citizens[f"days_{effect.name}"] = days
         if effect.kind == "privilege":
-            privilege += engine.effect_days[f]
+            privilege += days
         else:
-            sanction += engine.effect_days[f]
+            sanction += days
     citizens["sanction_days"] = sanction
     citizens["privilege_days"] = privilege
     citizens["degree_start"] = engine.degree_start
