@@ -110,3 +110,56 @@ def test_active_entries_of_rows_reads_active_ties_of_the_given_rows():
             if small.data[p] > 0]
     assert small.nnz < kernels.PARALLEL_MIN_NNZ
     assert kernels.active_entries_of_rows(small, small_rows, None, None).tolist() == cols
+
+
+def test_mark_neighbours_is_the_same_compiled_and_plain():
+    a = _large_matrix(10, n=30_000)
+    a.data[::5] = 0.0
+    rows = np.array([0, 11, 29_999, 11, 4000])
+    expected = np.zeros(a.shape[0], dtype=bool)
+    for r in rows:
+        for p in range(a.indptr[r], a.indptr[r + 1]):
+            if a.data[p] > 0:
+                expected[a.indices[p]] = True
+    np.testing.assert_array_equal(kernels.mark_neighbours(a, rows, a.shape[0]), expected)
+    small = a[:1000].tocsr()
+    assert small.nnz < kernels.PARALLEL_MIN_NNZ
+    small_expected = np.zeros(small.shape[1], dtype=bool)
+    small_expected[kernels.active_entries_of_rows(small, rows[:2], None, None)] = True
+    np.testing.assert_array_equal(kernels.mark_neighbours(small, rows[:2], small.shape[1]), small_expected)
+
+
+def test_listed_rows_scan_is_the_same_on_one_thread_and_on_all():
+    import numba
+
+    a = _large_matrix(12, n=20_000)
+    rows = np.flatnonzero(np.random.default_rng(13).random(a.shape[0]) < 0.3)
+    listed = np.zeros(a.shape[0], dtype=bool)
+    listed[rows] = True
+    tie_of = np.arange(a.nnz, dtype=np.int64)
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        results.append(kernels.active_entries_of_rows(a, rows, listed, tie_of))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_row_sums_of_some_rows_give_the_bits_of_all_rows():
+    for a in (_large_matrix(14), _large_matrix(14)[:2000].tocsr()):
+        full = kernels.row_sums(a)
+        a.data[: a.nnz // 3] = 0.0  # cut a third of the entries; their rows are re-summed
+        rows = np.unique(np.searchsorted(a.indptr, np.arange(a.nnz // 3), side="right") - 1)
+        kernels.row_sums_of(a, rows, full)
+        np.testing.assert_array_equal(full, a @ np.ones(a.shape[1]))
+
+
+def test_add_ones_counts_repeated_pairs_like_add_at():
+    rng = np.random.default_rng(15)
+    for shape in ((16, 40_000), (3, 50)):
+        first = rng.integers(0, shape[0], 20_000).astype(np.int16)
+        second = rng.integers(0, shape[1], 20_000)
+        target, expected = np.zeros(shape, np.int32), np.zeros(shape, np.int32)
+        kernels.add_ones(target, first, second)
+        np.add.at(expected, (first, second), 1)
+        np.testing.assert_array_equal(target, expected)

@@ -340,3 +340,16 @@ def test_expected_ties_for_sbm(reference_path):
     sc = load_scenario(reference_path, {"population.size": 5000})
     eng = Engine(sc)
     assert abs(expected_ties(sc) - eng.ties.n_ties) <= 4 * np.sqrt(expected_ties(sc)) + 0.01 * eng.ties.n_ties
+
+
+@pytest.mark.parametrize("size", [3000, 60_000])  # the plain and the compiled paths
+def test_weighted_degree_after_cuts_has_the_bits_of_a_fresh_sum(reference_path, size):
+    s = load_scenario(reference_path, [f"population.size={size}", "network.kinds=[{name='a', share=0.7, weight=0.3},"
+                                       " {name='b', share=0.3, weight=1.7}]"])
+    ties = build_ties(s.network, build_population(s, 4), 4)
+    before = ties.weighted_degree().copy()
+    rng = np.random.default_rng(5)
+    for day in range(3):
+        ties.cut(np.flatnonzero(ties.active & (rng.random(ties.n_ties) < 0.1)), day)
+        np.testing.assert_array_equal(ties.weighted_degree(), ties.adjacency @ np.ones(size))
+    assert (ties.weighted_degree() <= before).all() and (ties.weighted_degree() < before).any()

@@ -224,3 +224,17 @@ def test_false_records_of_a_block_fall_on_its_days_as_daily_poisson_counts(refer
     assert stats.chi2(x.size).sf(d) > 1e-4 and stats.chi2(x.size).cdf(d) > 1e-4
     _, p = stats.chisquare(x.sum(axis=0))
     assert p > 1e-4
+
+
+def test_a_sampler_over_the_positive_rates_draws_what_the_full_vector_draws():
+    rates = np.random.default_rng(21).random(10_000) * 0.01
+    rates[np.random.default_rng(22).random(10_000) < 0.8] = 0.0
+    rates[0] = 0.0
+    ids = np.flatnonzero(rates > 0)
+    full, sparse = ActSampler(rates), ActSampler(rates[ids], ids=ids)
+    assert full.total == sparse.total
+    for day in range(5):
+        a = full.draw(np.random.default_rng(day), days=7)
+        b = sparse.draw(np.random.default_rng(day), days=7)
+        np.testing.assert_array_equal(a, b)
+        assert a.size > 0 and (rates[a] > 0).all()
