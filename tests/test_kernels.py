@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from socialcredit import kernels
@@ -163,3 +164,111 @@ def test_add_ones_counts_repeated_pairs_like_add_at():
         kernels.add_ones(target, first, second)
         np.add.at(expected, (first, second), 1)
         np.testing.assert_array_equal(target, expected)
+
+
+# -- split cities: near and far entries summed apart -------------------------------------------
+
+@pytest.fixture
+def small_split(monkeypatch):
+    """Split sums from 1,000 citizens on, far beyond 300 places, blocks of 4,096 rows."""
+    monkeypatch.setattr(kernels, "SPLIT_MIN_CITIZENS", 1000)
+    monkeypatch.setattr(kernels, "FAR_DISTANCE", 300)
+    monkeypatch.setattr(kernels, "BIN_ROWS", 4096)
+
+
+def _small_world(reference_path, n, seed=1):
+    from socialcredit.network import build_ties
+    from socialcredit.population import build_population
+    from socialcredit.scenario import load_scenario
+
+    s = load_scenario(reference_path, [f"population.size={n}", "network.model='watts_strogatz'", "network.k=20",
+                                       "network.rewire=0.1", "network.kinds=[{name='a', share=0.6, weight=0.7},"
+                                       " {name='b', share=0.4, weight=1.3}]"])
+    return build_ties(s.network, build_population(s, seed), seed)
+
+
+def test_split_rows_store_near_entries_first_and_keep_each_part_in_order(reference_path, small_split):
+    ties = _small_world(reference_path, 20_000)
+    a = ties.adjacency
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    far = np.abs(rows - a.indices) > kernels.FAR_DISTANCE
+    assert 0.07 < far.mean() < 0.13  # both entries of the 10 % rewired ties
+    for r in (0, 7, 12_345, 19_999):
+        f = far[a.indptr[r]:a.indptr[r + 1]]
+        assert not (f[:-1] & ~f[1:]).any()  # no near entry after a far one
+    # every tie's two positions still hold its weight, so cuts and scans are unchanged
+    np.testing.assert_array_equal(a.data[ties._pos[0]], ties.weight)
+    np.testing.assert_array_equal(a.indices[ties._pos[0]], ties.dst)
+    np.testing.assert_array_equal(a.indices[ties._pos[1]], ties.src)
+
+
+def test_split_sums_are_the_same_compiled_and_plain_and_close_to_one_sum(reference_path, small_split, monkeypatch):
+    from socialcredit.scenario import Coupling
+    from socialcredit.scoring import coupled_score
+
+    ties = _small_world(reference_path, 50_000)
+    ties.cut(np.arange(0, ties.n_ties, 9), 3)
+    a, n = ties.adjacency, ties.adjacency.shape[0]
+    rng = np.random.default_rng(2)
+    x, previous, base, coef = (rng.random(n) * 1000 for _ in range(4))
+    points = rng.random(n) * 1200
+    results = {}
+    for path, limit in (("compiled", kernels.PARALLEL_MIN_NNZ), ("plain", 10**15)):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", limit)
+        jacobi, following = np.empty(n), np.empty(n)
+        worst = kernels.chebyshev_step(a, x, previous, base, coef, 1.3, jacobi, following)
+        score, iterations = coupled_score(points, a, Coupling(kappa=0.5), ties.weighted_degree())
+        results[path] = (jacobi, following, worst, kernels.matvec(a, x), score, iterations)
+    for got, expected in zip(results["compiled"], results["plain"]):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(results["plain"][3], a @ x, rtol=1e-12)
+    monkeypatch.setattr(kernels, "SPLIT_MIN_CITIZENS", 10**9)  # one sum per row, as below the split size
+    one_sum, _ = coupled_score(points, a, Coupling(kappa=0.5), ties.weighted_degree())
+    assert np.max(np.abs(one_sum - results["compiled"][4])) < 1e-6  # both within the tolerance of S*
+
+
+def test_split_step_is_the_same_on_one_thread_and_on_all(reference_path, small_split):
+    import numba
+
+    ties = _small_world(reference_path, 30_000)
+    a, n = ties.adjacency, ties.adjacency.shape[0]
+    rng = np.random.default_rng(4)
+    x, previous, base, coef = (rng.random(n) for _ in range(4))
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        jacobi, following = np.empty(n), np.empty(n)
+        worst = kernels.chebyshev_step(a, x, previous, base, coef, 1.1, jacobi, following)
+        again = kernels.chebyshev_step(a, following, x, base, coef, 1.2, np.empty(n), np.empty(n), continued=True)
+        results.append((jacobi, following, worst, again))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_split_city_matrix_not_stored_near_first_is_refused(small_split):
+    a = _large_matrix(16, n=40_000)  # random columns, rows not partitioned
+    x = np.ones(a.shape[0])
+    with pytest.raises(ValueError, match="near entries first"):
+        kernels.matvec(a, x)
+
+
+def test_a_split_city_runs_to_the_same_bytes_compiled_and_plain(reference_path, small_split, monkeypatch, tmp_path):
+    import json
+
+    import socialcredit as sc
+    from socialcredit.replay import standing_at
+    from socialcredit.scenario import load_scenario
+
+    s = load_scenario(reference_path, ["population.size=60000", "days=28", "network.model='watts_strogatz'",
+                                       "network.k=20", "network.rewire=0.1"])
+    digests = {}
+    for path, limit in (("compiled", kernels.PARALLEL_MIN_NNZ), ("plain", 10**15)):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", limit)
+        result = sc.run(s, out=tmp_path / path)
+        digests[path] = json.loads((tmp_path / path / "manifest.json").read_text())["sha256"]
+    assert digests["compiled"] == digests["plain"]
+    final = result.engine.standing
+    replayed = standing_at(tmp_path / "plain", 3)
+    np.testing.assert_array_equal(replayed.score, final.score)
+    np.testing.assert_array_equal(replayed.grade, final.grade)

@@ -3,7 +3,19 @@
 Both paths give bit-identical results: every row is summed in CSR order,
 multiplied and added without fused multiply-add, exactly as scipy's
 ``csr_matvec`` and numpy do; rows are independent, so the number of threads
-cannot change a bit. Numba is imported (and the kernels compiled, then cached
+cannot change a bit.
+
+Cities of more than :data:`SPLIT_MIN_CITIZENS` citizens sum each row in two
+parts: its near entries (column within :data:`FAR_DISTANCE` of the row) in CSR
+order, and its far entries in column order; then the two parts are added.
+Gathering a far neighbour's score from a vector much larger than the caches
+is a trip to memory for every entry. The compiled path instead writes each far
+entry's product into a buffer laid out by blocks of :data:`BIN_ROWS` rows,
+reading the vector in order (the matrix is symmetric, so row ``j``'s far
+entries are column ``j``'s), then adds each block's products into its rows
+while those stay in cache: "propagation blocking" (Beamer, Asanovic and
+Patterson, 2017). The plain path sums the same two parts in the same orders,
+so both still agree bit for bit. Numba is imported (and the kernels compiled, then cached
 on disk) only when a city is large enough to profit, so small runs and
 ``import socialcredit`` stay quick. Set ``SOCIALCREDIT_NUMBA=0`` to force the
 numpy/scipy path (the tests compare the two).
@@ -12,6 +24,8 @@ numpy/scipy path (the tests compare the two).
 from __future__ import annotations
 
 import os
+import weakref
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,6 +33,13 @@ import scipy.sparse as sp
 
 #: Below this many stored entries the compiled, threaded loops do not pay off.
 PARALLEL_MIN_NNZ = 500_000
+
+#: Cities of more than this many citizens sum near and far entries apart (module docstring).
+SPLIT_MIN_CITIZENS = 2**21
+#: An entry is far when its column differs from its row by more than this.
+FAR_DISTANCE = 2**15
+#: Far products are gathered in blocks of this many rows.
+BIN_ROWS = 2**16
 
 _kernels: SimpleNamespace | None = None
 _tried = False
@@ -57,6 +78,114 @@ def _compile() -> SimpleNamespace | None:
             worst = max(worst, abs(value - current[i]))
             following[i] = omega * (value - previous[i]) + previous[i]
         return worst
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def far_products(indptr, x, data, far_start, tslot, vals):  # pragma: no cover - compiled
+        # row j's far entries are the tail of its row; entry (j, i) has the weight of (i, j),
+        # so its product for row i is data * x[j]
+        for j in prange(far_start.size - 1):
+            xj = x[j]
+            k = far_start[j]
+            end = np.int64(indptr[j + 1])
+            for p in range(end - (far_start[j + 1] - far_start[j]), end):
+                vals[tslot[k]] = data[p] * xj
+                k += 1
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def far_sums(far_start, slot_row, vals, bin_rows, out):  # pragma: no cover - compiled
+        # each block's slots follow the columns, so every row's far products are added in column order
+        n = far_start.size - 1
+        for b in prange((n + bin_rows - 1) // bin_rows):
+            first, last = b * bin_rows, min(n, (b + 1) * bin_rows)
+            for i in range(first, last):
+                out[i] = 0.0
+            for q in range(far_start[first], far_start[last]):
+                out[slot_row[q]] += vals[q]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def chebyshev_split(indptr, indices, data, current, previous, base, coef, omega, jacobi, following,
+                        far, far_start, tslot, vals):  # pragma: no cover - compiled
+        # a row's near entries lead it, its far ones follow; far[i] is row i's far sum. The step also
+        # writes the far products of the next iterate (following) while the row is in cache.
+        worst = 0.0
+        for i in prange(indptr.size - 1):
+            end = np.int64(indptr[i + 1])
+            split = end - (far_start[i + 1] - far_start[i])
+            acc = 0.0
+            for p in range(np.int64(indptr[i]), split):
+                acc += data[p] * current[indices[p]]
+            value = base[i] + coef[i] * (acc + far[i])
+            jacobi[i] = value
+            worst = max(worst, abs(value - current[i]))
+            following_i = omega * (value - previous[i]) + previous[i]
+            following[i] = following_i
+            first = far_start[i] - split
+            for p in range(split, end):
+                vals[tslot[first + p]] = data[p] * following_i
+        return worst
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def matvec_split(indptr, indices, data, x, out, far, far_start):  # pragma: no cover - compiled
+        for i in prange(indptr.size - 1):
+            acc = 0.0
+            for p in range(np.int64(indptr[i]), np.int64(indptr[i + 1]) - (far_start[i + 1] - far_start[i])):
+                acc += data[p] * x[indices[p]]
+            out[i] = acc + far[i]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def far_count(indptr, indices, distance, counts):  # pragma: no cover - compiled
+        # the far entries of a row, which must all follow its near ones (else -1)
+        for i in prange(indptr.size - 1):
+            c = 0
+            for p in range(indptr[i], indptr[i + 1]):
+                if abs(np.int64(indices[p]) - np.int64(i)) > distance:
+                    c += 1
+                elif c > 0:
+                    c = -(indptr.size + 1)  # a near entry after a far one
+            counts[i + 1] = c
+
+    @njit(cache=True, nogil=True)
+    def far_layout(indptr, indices, bin_rows, far_start, tslot, slot_row):  # pragma: no cover - compiled
+        n = indptr.size - 1
+        cursor = np.empty((n + bin_rows - 1) // bin_rows, dtype=np.int64)
+        for b in range(cursor.size):
+            cursor[b] = far_start[b * bin_rows]
+        # rows j in order: each far entry (j, i) gives row i's product from column j the next slot of
+        # i's block, so inside a block the slots follow the columns
+        for j in range(n):
+            k = far_start[j]
+            end = np.int64(indptr[j + 1])
+            for p in range(end - (far_start[j + 1] - far_start[j]), end):
+                i = np.int64(indices[p])
+                slot = cursor[i // bin_rows]
+                cursor[i // bin_rows] += 1
+                tslot[k] = slot
+                slot_row[slot] = i
+                k += 1
+
+    @njit(cache=True, nogil=True)
+    def near_first(indptr, cols, order, distance):  # pragma: no cover - compiled
+        # inside every row, a stable partition: near entries first, then far ones
+        width = np.int64(0)
+        for i in range(indptr.size - 1):
+            width = max(width, np.int64(indptr[i + 1]) - np.int64(indptr[i]))
+        far_cols = cols[:width].copy()
+        far_order = order[:width].copy()
+        for i in range(indptr.size - 1):
+            w = np.int64(indptr[i])
+            f = 0
+            for p in range(np.int64(indptr[i]), np.int64(indptr[i + 1])):
+                if abs(np.int64(cols[p]) - i) > distance:
+                    far_cols[f] = cols[p]
+                    far_order[f] = order[p]
+                    f += 1
+                else:
+                    cols[w] = cols[p]
+                    order[w] = order[p]
+                    w += 1
+            for q in range(f):
+                cols[w + q] = far_cols[q]
+                order[w + q] = far_order[q]
 
     @njit(parallel=True, cache=True, nogil=True)
     def row_sums(indptr, data, out):  # pragma: no cover - compiled
@@ -130,7 +259,9 @@ def _compile() -> SimpleNamespace | None:
 
     _kernels = SimpleNamespace(matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
-                               counting_sort=counting_sort)
+                               counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
+                               chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
+                               far_layout=far_layout, near_first=near_first)
     return _kernels
 
 
@@ -151,19 +282,117 @@ def _unsigned(indices: np.ndarray) -> np.ndarray:
 _wide = _unsigned
 
 
+@dataclass
+class FarEntries:
+    """The far entries of a split city's matrix and where their products go (module docstring).
+
+    A split city's matrix stores every row's near entries first, then its far
+    ones (:func:`near_first`). Far entries are numbered row by row in CSR order,
+    ``far_start[i]`` of them before row ``i``; ``tslot[k]`` is the slot in
+    ``vals`` that receives entry ``k``'s product for the transposed entry's row,
+    ``slot_row[q]`` the row that slot ``q`` belongs to. The slots of a block of
+    :data:`BIN_ROWS` rows are the far numbers of those rows, in column order.
+    """
+
+    far_start: np.ndarray  # int64 (N + 1,)
+    tslot: np.ndarray      # int32 (F,), int64 past 2**31 far entries
+    slot_row: np.ndarray   # int32 (F,)
+    vals: np.ndarray       # float64 (F,): buffer of the products, rewritten by every product
+    sums: np.ndarray       # float64 (N,): buffer of each row's far sum
+
+
+_splits: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def splits(n: int) -> bool:
+    """Whether a city of ``n`` citizens sums near and far entries of each row apart."""
+    return n > SPLIT_MIN_CITIZENS
+
+
+def _split_cache(adjacency: sp.csr_matrix) -> dict | None:
+    """What is cached about a split city's matrix (its sparsity pattern never changes); None if it does not split."""
+    if not splits(adjacency.shape[0]):
+        return None
+    entry = _splits.get(id(adjacency))
+    if entry is None or entry[0]() is not adjacency:
+        for dead in [key for key, (ref, _) in _splits.items() if ref() is None]:
+            del _splits[dead]
+        entry = _splits[id(adjacency)] = (weakref.ref(adjacency), {})
+    return entry[1]
+
+
+def _far_entries(adjacency: sp.csr_matrix, cache: dict, k: SimpleNamespace) -> FarEntries:
+    if "far" not in cache:
+        n = adjacency.shape[0]
+        indptr, indices = _wide(adjacency.indptr), _unsigned(adjacency.indices)
+        far_start = np.zeros(n + 1, dtype=np.int64)
+        k.far_count(indptr, indices, FAR_DISTANCE, far_start)
+        if (far_start < 0).any():
+            raise ValueError("a split city's matrix must store each row's near entries first (near_first)")
+        np.cumsum(far_start, out=far_start)
+        count = int(far_start[-1])
+        slot_type = np.int32 if count < 2**31 else np.int64
+        far = FarEntries(far_start=far_start, tslot=np.empty(count, slot_type), slot_row=np.empty(count, np.int32),
+                         vals=np.empty(count), sums=np.empty(n))
+        k.far_layout(indptr, indices, BIN_ROWS, far_start, far.tslot, far.slot_row)
+        cache["far"] = far
+    return cache["far"]
+
+
+def _far_row_sums(adjacency: sp.csr_matrix, far: FarEntries, x: np.ndarray, k: SimpleNamespace) -> np.ndarray:
+    """Every row's far sum, in column order (into ``far.sums``)."""
+    k.far_products(_wide(adjacency.indptr), x, adjacency.data, far.far_start, far.tslot, far.vals)
+    k.far_sums(far.far_start, far.slot_row, far.vals, BIN_ROWS, far.sums)
+    return far.sums
+
+
+def _split_product(adjacency: sp.csr_matrix, cache: dict, x: np.ndarray) -> np.ndarray:
+    """``A x`` as a split city sums it, on the plain path: near part in CSR order, far part in column order."""
+    if "plain" not in cache:
+        rows = np.repeat(np.arange(adjacency.shape[0], dtype=np.int64), np.diff(adjacency.indptr))
+        cols = adjacency.indices.astype(np.int64)
+        far = np.abs(rows - cols) > FAR_DISTANCE
+        positions = np.flatnonzero(far)
+        positions = positions[np.lexsort((cols[positions], rows[positions]))]  # by row, then column
+        counts = np.bincount(rows[positions], minlength=adjacency.shape[0])
+        cache["plain"] = (far, positions, cols[positions], np.concatenate([[0], np.cumsum(counts)]))
+    far, positions, far_cols, far_indptr = cache["plain"]
+    # the far entries count as exact zeros in the near part, which changes no sum
+    near = sp.csr_matrix((np.where(far, 0.0, adjacency.data), adjacency.indices, adjacency.indptr),
+                         shape=adjacency.shape, copy=False)
+    apart = sp.csr_matrix((adjacency.data[positions], far_cols, far_indptr), shape=adjacency.shape, copy=False)
+    return near @ x + apart @ x
+
+
 def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.ndarray, base: np.ndarray,
-                   coef: np.ndarray, omega: float, jacobi: np.ndarray, following: np.ndarray) -> float:
+                   coef: np.ndarray, omega: float, jacobi: np.ndarray, following: np.ndarray,
+                   continued: bool = False) -> float:
     """One Chebyshev-accelerated Jacobi step in one pass over the matrix.
 
     Writes ``jacobi = base + coef * (A current)`` and
     ``following = omega * (jacobi - previous) + previous`` into the given
     buffers and returns the largest ``|jacobi - current|``.
+
+    ``continued``: ``current`` is the ``following`` of the previous step on
+    this matrix, unchanged since. A split city's compiled step then reuses the
+    far sums that step already computed for it.
     """
     k = _fast(adjacency.nnz)
+    cache = _split_cache(adjacency)
+    if k is not None and cache is not None:
+        far = _far_entries(adjacency, cache, k)
+        if not continued:
+            _far_row_sums(adjacency, far, current, k)
+        residual = k.chebyshev_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+                                     current, previous, base, coef, float(omega), jacobi, following, far.sums,
+                                     far.far_start, far.tslot, far.vals)
+        k.far_sums(far.far_start, far.slot_row, far.vals, BIN_ROWS, far.sums)  # now those of following
+        return float(residual)
     if k is not None:
         return float(k.chebyshev(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                                  current, previous, base, coef, float(omega), jacobi, following))
-    jacobi[:] = base + coef * (adjacency @ current)
+    product = adjacency @ current if cache is None else _split_product(adjacency, cache, current)
+    jacobi[:] = base + coef * product
     following[:] = omega * (jacobi - previous) + previous
     return float(np.max(np.abs(jacobi - current))) if current.size else 0.0
 
@@ -242,12 +471,35 @@ def add_ones(target: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
 def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
     """``A x`` for a CSR matrix and a float64 vector."""
     k = _fast(adjacency.nnz)
+    cache = _split_cache(adjacency)
+    x = np.ascontiguousarray(x, np.float64)
     if k is not None:
         out = np.empty(adjacency.shape[0])
-        k.matvec(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
-                 np.ascontiguousarray(x, np.float64), out)
+        if cache is None:
+            k.matvec(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out)
+        else:
+            far = _far_row_sums(adjacency, _far_entries(adjacency, cache, k), x, k)
+            k.matvec_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out, far,
+                           _far_entries(adjacency, cache, k).far_start)
         return out
-    return adjacency @ x
+    return adjacency @ x if cache is None else _split_product(adjacency, cache, x)
+
+
+def near_first(indptr: np.ndarray, cols: np.ndarray, order: np.ndarray) -> None:
+    """Reorder each row's entries in place (``cols`` and ``order`` together): near first, then far.
+
+    Both parts keep their order (a stable partition). Split cities store their
+    matrix this way, so that a row's near and far sums each read one run of it.
+    """
+    k = _fast(cols.size)
+    if k is not None:
+        k.near_first(_wide(indptr), cols, order, FAR_DISTANCE)
+        return
+    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    far = np.abs(rows - cols) > FAR_DISTANCE
+    by = np.argsort(2 * rows + far, kind="stable")
+    cols[:] = cols[by]
+    order[:] = order[by]
 
 
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

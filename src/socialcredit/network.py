@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import active_entries_of_rows, mark_neighbours, row_sums, row_sums_of, stable_row_order
+from .kernels import active_entries_of_rows, mark_neighbours, near_first, row_sums, row_sums_of, splits, stable_row_order
 from .population import Population
 from .rng import stream
 from .scenario import Network
@@ -172,6 +172,9 @@ def weighted_adjacency(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: 
 def _csr(src: np.ndarray, dst: np.ndarray, values, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Symmetric CSR of a tie list (rows in a stable order) and each tie's two positions.
 
+    In cities that split their sums (``kernels.splits``) each row holds its near
+    entries first, then its far ones, each part in the stable order.
+
     ``values(order)`` gives the stored values in entry order. Temporaries are
     freed as soon as they are used: building needs about 40 bytes per tie on
     top of what the ties keep.
@@ -181,6 +184,8 @@ def _csr(src: np.ndarray, dst: np.ndarray, values, n: int) -> tuple[sp.csr_matri
     order, indptr = stable_row_order(rows, n)
     del rows
     cols = np.concatenate([dst, src])[order]
+    if splits(n):  # rows of large cities: near entries first, then far ones (kernels module docstring)
+        near_first(indptr, cols, order)
     data = values(order)
     index = np.int32 if 2 * e < 2**31 else np.int64
     where = np.empty(2 * e, dtype=index)

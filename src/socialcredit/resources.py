@@ -14,12 +14,14 @@ import psutil
 
 from .effects import multiplier_sharing
 from .errors import ResourceError
-from .kernels import PARALLEL_MIN_NNZ
+from .kernels import PARALLEL_MIN_NNZ, splits
 from .scenario import Scenario
 
 BYTES_PER_TIE_KEPT = 56        # ends, kind, cut day, active flag, CSR (both directions), positions, position -> tie
 BYTES_PER_TIE_BUILDING = 35    # generator keys and CSR sort buffers (int32), freed after building
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
+BYTES_PER_FAR_ENTRY = 16       # split cities: a far entry's slot, its slot's row and its product
+BYTES_PER_SPLIT_CITIZEN = 16   # split cities: far entries before each row, each row's far sum
 OVERHEAD = 170 * 2**20         # interpreter, numpy, scipy, pyarrow
 COMPILED_OVERHEAD = 120 * 2**20  # Numba and LLVM, loaded when the city is large enough for compiled kernels
 
@@ -57,6 +59,17 @@ def expected_records(scenario: Scenario) -> float:
     return total
 
 
+def far_share(scenario: Scenario) -> float:
+    """Expected share of a split city's stored entries that are far (``kernels.FAR_DISTANCE``).
+
+    A small-world ring keeps its unrewired ties within reach; a block model's
+    and preferential attachment's ties land anywhere, and an edge list is
+    counted as if they all did.
+    """
+    net = scenario.network
+    return net.rewire if net.model == "watts_strogatz" else 1.0
+
+
 def estimate_memory(scenario: Scenario) -> dict[str, float]:
     """Estimated peak memory of a run in bytes, by component.
 
@@ -86,6 +99,8 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
         "records": float(expected_records(scenario) * BYTES_PER_RECORD),
         "overhead": float(OVERHEAD + (COMPILED_OVERHEAD if 2 * ties >= PARALLEL_MIN_NNZ else 0)),
     }
+    if splits(n):
+        parts["ties"] += 2 * ties * far_share(scenario) * BYTES_PER_FAR_ENTRY + n * BYTES_PER_SPLIT_CITIZEN
     parts["total"] = sum(parts.values())
     return parts
 

@@ -102,7 +102,8 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     # hot path: buffers rotate, so after the second step an iteration allocates nothing
     jacobi, following = np.empty_like(start), np.empty_like(start)
     for iteration in range(1, 10_000):
-        residual = chebyshev_step(adjacency, current, previous, base, coef, omega, jacobi, following)
+        residual = chebyshev_step(adjacency, current, previous, base, coef, omega, jacobi, following,
+                                  continued=iteration > 1)
         if residual < bound:
             return jacobi, iteration
         # omega of the next step (Golub and Varga's recurrence)
