@@ -478,9 +478,9 @@ def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
         if cache is None:
             k.matvec(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out)
         else:
-            far = _far_row_sums(adjacency, _far_entries(adjacency, cache, k), x, k)
-            k.matvec_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out, far,
-                           _far_entries(adjacency, cache, k).far_start)
+            far = _far_entries(adjacency, cache, k)
+            k.matvec_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out,
+                           _far_row_sums(adjacency, far, x, k), far.far_start)
         return out
     return adjacency @ x if cache is None else _split_product(adjacency, cache, x)
 
