@@ -96,22 +96,24 @@ def multiplier_sharing(scenario: Scenario) -> tuple[dict[int, tuple[int, ...]], 
     return ({a: tuple(fs) for a, fs in record.items()}, {c: tuple(fs) for c, fs in rate.items()})
 
 
-def effect_conditions(scenario: Scenario) -> tuple[list[tuple], np.ndarray]:
-    """The distinct (condition, target) pairs of the effects, and each effect's index among them.
+def effect_conditions(scenario: Scenario) -> tuple[list[int], np.ndarray]:
+    """The distinct (condition, target) pairs of the effects: the first effect of each, and each effect's pair.
 
     Effects with the same condition and target apply to the same citizens (the
     red list's privileges, grade D's sanctions), so each such mask is computed,
     stored and counted in days once.
     """
     keys: list[tuple] = []
+    first: list[int] = []
     of = []
-    for effect in scenario.effects:
+    for f, effect in enumerate(scenario.effects):
         w = effect.when
         key = (tuple(w.grades), tuple(w.lists), w.scheme, w.min_score, w.max_score, effect.target)
         if key not in keys:
             keys.append(key)
+            first.append(f)
         of.append(keys.index(key))
-    return keys, np.array(of, dtype=np.intp)
+    return first, np.array(of, dtype=np.intp)
 
 
 def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
@@ -131,10 +133,10 @@ def evaluate_effects(scenario: Scenario, grade: np.ndarray, listing: Listing,
     """
     n = grade.size
     effects = scenario.effects
-    keys, condition_of = effect_conditions(scenario)
-    conditions = np.zeros((len(keys), n), dtype=bool)
-    for m in range(len(keys)):
-        effect = effects[int(np.flatnonzero(condition_of == m)[0])]
+    first, condition_of = effect_conditions(scenario)
+    conditions = np.zeros((len(first), n), dtype=bool)
+    for m, f in enumerate(first):
+        effect = effects[f]
         mask = condition_mask(scenario, effect, grade, listing, side_scores)
         conditions[m] = spill_over(mask, family, n) if effect.target == "family" else mask
     products: dict[tuple[int, ...], np.ndarray] = {}

@@ -120,8 +120,8 @@ class Engine:
         self.book = PointBook(n, days, self.catalogue, tracked)
         self.ledger = Ledger()
         self.daily = {name: np.zeros((days, n_types), dtype=np.int64) for name in DAILY_COUNTERS}
-        keys, self._condition_of = effect_conditions(scenario)
-        self.condition_days = np.zeros((len(keys), n), dtype=np.int32)  # days each distinct condition held
+        first, self._condition_of = effect_conditions(scenario)
+        self.condition_days = np.zeros((len(first), n), dtype=np.int32)  # days each distinct condition held
         self.acts_by_citizen = np.zeros((n_types, n), dtype=np.int32)
         self.metrics: list[dict[str, float | int]] = []
         self.changes = Changes()
@@ -344,8 +344,8 @@ class Engine:
 
 
 def _no_effects(scenario: Scenario, n: int) -> EffectState:
-    keys, condition_of = effect_conditions(scenario)
-    return EffectState(conditions=np.zeros((len(keys), n), bool), condition_of=condition_of, record_multiplier={},
+    first, condition_of = effect_conditions(scenario)
+    return EffectState(conditions=np.zeros((len(first), n), bool), condition_of=condition_of, record_multiplier={},
                        rate_multiplier={})
 
 

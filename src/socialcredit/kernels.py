@@ -15,7 +15,9 @@ reading the vector in order (the matrix is symmetric, so row ``j``'s far
 entries are column ``j``'s), then adds each block's products into its rows
 while those stay in cache: "propagation blocking" (Beamer, Asanovic and
 Patterson, 2017). The plain path sums the same two parts in the same orders,
-so both still agree bit for bit. Numba is imported (and the kernels compiled, then cached
+so both still agree bit for bit.
+
+Numba is imported (and the kernels compiled, then cached
 on disk) only when a city is large enough to profit, so small runs and
 ``import socialcredit`` stay quick. Set ``SOCIALCREDIT_NUMBA=0`` to force the
 numpy/scipy path (the tests compare the two).
@@ -134,7 +136,7 @@ def _compile() -> SimpleNamespace | None:
 
     @njit(parallel=True, cache=True, nogil=True)
     def far_count(indptr, indices, distance, counts):  # pragma: no cover - compiled
-        # the far entries of a row, which must all follow its near ones (else -1)
+        # the far entries of a row, which must all follow its near ones (else a negative count)
         for i in prange(indptr.size - 1):
             c = 0
             for p in range(indptr[i], indptr[i + 1]):
@@ -279,7 +281,11 @@ def _unsigned(indices: np.ndarray) -> np.ndarray:
     return indices.view(np.uint32 if indices.dtype == np.int32 else np.uint64)
 
 
-_wide = _unsigned
+def _far_mask(indptr: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each stored entry's row, and whether the entry is far (plain path)."""
+    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    return rows, np.abs(rows - cols) > FAR_DISTANCE
+
 
 
 @dataclass
@@ -324,7 +330,7 @@ def _split_cache(adjacency: sp.csr_matrix) -> dict | None:
 def _far_entries(adjacency: sp.csr_matrix, cache: dict, k: SimpleNamespace) -> FarEntries:
     if "far" not in cache:
         n = adjacency.shape[0]
-        indptr, indices = _wide(adjacency.indptr), _unsigned(adjacency.indices)
+        indptr, indices = _unsigned(adjacency.indptr), _unsigned(adjacency.indices)
         far_start = np.zeros(n + 1, dtype=np.int64)
         k.far_count(indptr, indices, FAR_DISTANCE, far_start)
         if (far_start < 0).any():
@@ -341,7 +347,7 @@ def _far_entries(adjacency: sp.csr_matrix, cache: dict, k: SimpleNamespace) -> F
 
 def _far_row_sums(adjacency: sp.csr_matrix, far: FarEntries, x: np.ndarray, k: SimpleNamespace) -> np.ndarray:
     """Every row's far sum, in column order (into ``far.sums``)."""
-    k.far_products(_wide(adjacency.indptr), x, adjacency.data, far.far_start, far.tslot, far.vals)
+    k.far_products(_unsigned(adjacency.indptr), x, adjacency.data, far.far_start, far.tslot, far.vals)
     k.far_sums(far.far_start, far.slot_row, far.vals, BIN_ROWS, far.sums)
     return far.sums
 
@@ -349,9 +355,8 @@ def _far_row_sums(adjacency: sp.csr_matrix, far: FarEntries, x: np.ndarray, k: S
 def _split_product(adjacency: sp.csr_matrix, cache: dict, x: np.ndarray) -> np.ndarray:
     """``A x`` as a split city sums it, on the plain path: near part in CSR order, far part in column order."""
     if "plain" not in cache:
-        rows = np.repeat(np.arange(adjacency.shape[0], dtype=np.int64), np.diff(adjacency.indptr))
         cols = adjacency.indices.astype(np.int64)
-        far = np.abs(rows - cols) > FAR_DISTANCE
+        rows, far = _far_mask(adjacency.indptr, cols)
         positions = np.flatnonzero(far)
         positions = positions[np.lexsort((cols[positions], rows[positions]))]  # by row, then column
         counts = np.bincount(rows[positions], minlength=adjacency.shape[0])
@@ -383,13 +388,13 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
         far = _far_entries(adjacency, cache, k)
         if not continued:
             _far_row_sums(adjacency, far, current, k)
-        residual = k.chebyshev_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+        residual = k.chebyshev_split(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                                      current, previous, base, coef, float(omega), jacobi, following, far.sums,
                                      far.far_start, far.tslot, far.vals)
         k.far_sums(far.far_start, far.slot_row, far.vals, BIN_ROWS, far.sums)  # now those of following
         return float(residual)
     if k is not None:
-        return float(k.chebyshev(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+        return float(k.chebyshev(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                                  current, previous, base, coef, float(omega), jacobi, following))
     product = adjacency @ current if cache is None else _split_product(adjacency, cache, current)
     jacobi[:] = base + coef * product
@@ -402,7 +407,7 @@ def row_sums(adjacency: sp.csr_matrix) -> np.ndarray:
     k = _fast(adjacency.nnz)
     if k is not None:
         out = np.empty(adjacency.shape[0])
-        k.row_sums(_wide(adjacency.indptr), adjacency.data, out)
+        k.row_sums(_unsigned(adjacency.indptr), adjacency.data, out)
         return out
     return adjacency @ np.ones(adjacency.shape[1])
 
@@ -420,7 +425,7 @@ def active_entries_of_rows(adjacency: sp.csr_matrix, rows: np.ndarray, listed: n
     if k is not None:
         no_list = np.zeros(1, dtype=bool)
         no_ties = np.zeros(1, dtype=np.int64)
-        return k.listed_rows(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+        return k.listed_rows(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                              listed if cut_side else no_list, rows.astype(np.int64),
                              tie_of if cut_side else no_ties, cut_side)
     indptr = adjacency.indptr
@@ -441,7 +446,7 @@ def mark_neighbours(adjacency: sp.csr_matrix, rows: np.ndarray, n: int) -> np.nd
     out = np.zeros(n, dtype=bool)
     k = _fast(adjacency.nnz) if rows.size else None
     if k is not None:
-        k.mark_neighbours(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
+        k.mark_neighbours(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                           rows.astype(np.int64), out)
     else:
         out[active_entries_of_rows(adjacency, rows, None, None)] = True
@@ -454,7 +459,7 @@ def row_sums_of(adjacency: sp.csr_matrix, rows: np.ndarray, out: np.ndarray) -> 
         return
     k = _fast(adjacency.nnz)
     if k is not None:
-        k.rows_sums(_wide(adjacency.indptr), adjacency.data, rows.astype(np.int64), out)
+        k.rows_sums(_unsigned(adjacency.indptr), adjacency.data, rows.astype(np.int64), out)
     else:
         out[rows] = adjacency[rows] @ np.ones(adjacency.shape[1])
 
@@ -476,10 +481,10 @@ def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
     if k is not None:
         out = np.empty(adjacency.shape[0])
         if cache is None:
-            k.matvec(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out)
+            k.matvec(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out)
         else:
             far = _far_entries(adjacency, cache, k)
-            k.matvec_split(_wide(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out,
+            k.matvec_split(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, x, out,
                            _far_row_sums(adjacency, far, x, k), far.far_start)
         return out
     return adjacency @ x if cache is None else _split_product(adjacency, cache, x)
@@ -493,10 +498,9 @@ def near_first(indptr: np.ndarray, cols: np.ndarray, order: np.ndarray) -> None:
     """
     k = _fast(cols.size)
     if k is not None:
-        k.near_first(_wide(indptr), cols, order, FAR_DISTANCE)
+        k.near_first(_unsigned(indptr), cols, order, FAR_DISTANCE)
         return
-    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
-    far = np.abs(rows - cols) > FAR_DISTANCE
+    rows, far = _far_mask(indptr, cols)
     by = np.argsort(2 * rows + far, kind="stable")
     cols[:] = cols[by]
     order[:] = order[by]

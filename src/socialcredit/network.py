@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import active_entries_of_rows, mark_neighbours, near_first, row_sums, row_sums_of, splits, stable_row_order
+from .kernels import (active_entries_of_rows, mark_neighbours, near_first, row_sums, row_sums_of, splits,
+                      stable_row_order)
 from .population import Population
 from .rng import stream
 from .scenario import Network
