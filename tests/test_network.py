@@ -87,6 +87,37 @@ def test_watts_strogatz_fully_rewired_is_random():
     assert nx.average_clustering(_graph(n, src, dst)) < 5 * k / n
 
 
+
+def _watts_strogatz_by_definition(n, k, p, rng):
+    """The rewiring rule written out plainly: every round re-ranks all ties by their ends."""
+    u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
+    v = (u + np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)) % n
+    rewired = rng.random(u.size) < p
+    target = v.copy()
+    pending = np.flatnonzero(rewired)
+    for _ in range(20):
+        if pending.size == 0:
+            break
+        target[pending] = rng.integers(0, n, size=pending.size)
+        key = np.minimum(u, target) * n + np.maximum(u, target)
+        order = np.lexsort((np.arange(u.size), rewired, key))  # same ends: unrewired first, then by number
+        dup = np.zeros(u.size, dtype=bool)
+        dup[order[1:]] = key[order][1:] == key[order][:-1]
+        pending = np.flatnonzero(((target == u) | dup) & rewired)
+    target[pending] = v[pending]
+    keys = np.unique(np.minimum(u, target) * n + np.maximum(u, target))
+    return (keys // n).astype(np.int32), (keys % n).astype(np.int32)
+
+
+@pytest.mark.parametrize("n,k", [(3, 2), (10, 8), (30, 28), (50, 20), (2000, 40)])
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_watts_strogatz_rounds_follow_the_rule(n, k, p):
+    # dense rings (k close to n) force many collisions, lost places and redraws
+    for seed in range(3):
+        ours = watts_strogatz(n, k, p, np.random.default_rng(seed))
+        plain = _watts_strogatz_by_definition(n, k, p, np.random.default_rng(seed))
+        assert np.array_equal(ours[0], plain[0]) and np.array_equal(ours[1], plain[1])
+
 def test_watts_strogatz_refuses_k_not_below_n():
     with pytest.raises(ScenarioError) as err:
         watts_strogatz(10, 10, 0.1, np.random.default_rng(0))

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from .errors import ScenarioError
 from .kernels import (active_entries_of_rows, mark_neighbours, near_first, row_sums, row_sums_of, splits,
-                      stable_row_order)
+                      stable_row_order, weight_dtype)
 from .population import Population
 from .rng import stream
 from .scenario import Network
@@ -38,7 +38,9 @@ class Ties:
     cut_day : int32 array (E,)
         Day the tie was cut, -1 while active.
     adjacency : scipy.sparse.csr_matrix (N, N)
-        Symmetric; stored values are ``weight`` for active ties, 0 for cut ones.
+        Symmetric; stored values are ``weight`` for active ties, 0 for cut ones,
+        as float32 in large cities whose weights float32 holds exactly
+        (``kernels.weight_dtype``: the same products, fewer bytes to read).
     """
 
     src: np.ndarray
@@ -153,10 +155,12 @@ def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, kind_weights: np.n
     """
     kind_weights = np.asarray(kind_weights, dtype=np.float64)
     if weight is None:
-        adjacency, pos = _csr(src, dst, lambda order: kind_weights[np.concatenate([kind, kind])[order]], n)
+        stored = kind_weights.astype(weight_dtype(kind_weights, 2 * src.shape[0]))
+        adjacency, pos = _csr(src, dst, lambda order: stored[np.concatenate([kind, kind])[order]], n)
     else:
         weight = np.asarray(weight, dtype=np.float64)
-        adjacency, pos = _csr(src, dst, lambda order: np.concatenate([weight, weight])[order], n)
+        stored = weight.astype(weight_dtype(weight, 2 * src.shape[0]))
+        adjacency, pos = _csr(src, dst, lambda order: np.concatenate([stored, stored])[order], n)
     return Ties(src=src, dst=dst, kind=kind, kind_weights=kind_weights,
                 cut_day=np.full(src.shape[0], -1, dtype=np.int32), adjacency=adjacency, _pos=pos, _weight=weight)
 
@@ -253,30 +257,91 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[
 
     As in networkx's ``watts_strogatz_graph``: a rewired tie keeps its first end
     and gets a uniform new end, avoiding self-ties and duplicates (a tie whose
-    new end keeps colliding stays where it was).
+    new end keeps colliding stays where it was). Ring tie ``i`` joins ``i // (k/2)``
+    and the citizen ``i % (k/2) + 1`` places further on; whether it is rewired is
+    the ``i``-th uniform of the stream.
+
+    Of a set of ties with the same ends, the first keeps them: an unrewired tie,
+    else the rewired one of lowest number; the others draw again, for up to 20
+    rounds. Only the rewired ties are sorted and looked up in each round (the
+    unrewired ring keys come nearly sorted), so the cost grows with them.
     """
     if k >= n:
         raise ScenarioError("network.k", k, f"must be smaller than the population ({n})", "lower k or raise population.size")
-    u = np.repeat(np.arange(n, dtype=np.int64), k // 2)
-    v = (u + np.tile(np.arange(1, k // 2 + 1, dtype=np.int64), n)) % n
-    rewired = rng.random(u.size) < p
-    target = v.copy()
-    pending = np.flatnonzero(rewired)
+    half = k // 2
+    rewired = rng.random(n * half).reshape(n, half) < p
+    fixed = _ring_keys(*np.nonzero(~rewired), n)
+    start, step = np.nonzero(rewired)  # rewired ties, in the order of their numbers
+    del rewired
+    original = _ring_end(start, step, n)
+    del step
+    target = np.empty(start.size, dtype=np.int64)
+    taken_keys, taken_by = np.empty(0, np.int64), np.empty(0, np.int64)  # sorted keys of settled rewired ties
+    pending = np.arange(start.size)
     for _ in range(20):
         if pending.size == 0:
             break
         target[pending] = rng.integers(0, n, size=pending.size)
-        key = np.minimum(u, target) * n + np.maximum(u, target)
-        # a duplicate keeps its first occurrence, unrewired ties first
-        order = np.lexsort((rewired, key))
-        dup = np.zeros(u.size, dtype=bool)
-        sk = key[order]
-        dup[order[1:]] = sk[1:] == sk[:-1]
-        pending = np.flatnonzero(((target == u) | dup) & rewired)
-    target[pending] = v[pending]
-    lo, hi = np.minimum(u, target), np.maximum(u, target)
-    keys = _sorted_unique(lo * n + hi)
+        pending, taken_keys, taken_by = _settle(pending, start, target, n, fixed, taken_keys, taken_by)
+    reverted = np.minimum(start[pending], original[pending]) * n + np.maximum(start[pending], original[pending])
+    keys = _sorted_unique(np.concatenate([fixed, taken_keys, reverted]), kind="stable")  # three sorted runs
     return _finish([keys // n], [keys % n])
+
+
+def _ring_end(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
+    """The second end of ring ties: ``step + 1`` places on from ``start``, round the ring."""
+    end = start + step + 1
+    end[end >= n] -= n
+    return end
+
+
+def _ring_keys(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
+    """Sorted keys ``lo * n + hi`` of ring ties, given in the order of their numbers (distinct)."""
+    end = _ring_end(start, step, n)
+    keys = np.minimum(start, end) * n + np.maximum(start, end)
+    del start, end
+    # ascending except for the ties that wrap round the ring, whose keys are small: two sorted runs
+    keys.sort(kind="stable")
+    return keys
+
+
+def _settle(pending: np.ndarray, start: np.ndarray, target: np.ndarray, n: int, fixed: np.ndarray,
+            taken_keys: np.ndarray, taken_by: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One round of rewiring: which of the just-redrawn ties keep their new ends.
+
+    ``pending`` numbers rewired ties (ascending, which is their order among all
+    ties); ``taken_keys``/``taken_by`` hold the keys of the settled rewired ties
+    and who holds each. A redrawn tie loses to a self-tie, to an unrewired tie
+    with its ends (``fixed``) and to a lower-numbered tie with its ends, which
+    may be a settled tie that then draws again. Returns the ties that draw again
+    (ascending) and the updated settled keys.
+    """
+    a, b = start[pending], target[pending]
+    loop = a == b
+    ties = pending[~loop]
+    keys = np.minimum(a, b)[~loop] * n + np.maximum(a, b)[~loop]
+    order = np.argsort(keys, kind="stable")  # by key, then by number (sorted look-ups are cache-friendly)
+    ties, keys = ties[order], keys[order]
+    _, on_ring = _find(fixed, keys)
+    again = [pending[loop], ties[on_ring]]
+    ties, keys = ties[~on_ring], keys[~on_ring]
+    first = np.ones(keys.size, dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    again.append(ties[~first])
+    ties, keys = ties[first], keys[first]
+    at, held = _find(taken_keys, keys)
+    wins = np.zeros(keys.size, dtype=bool)
+    wins[held] = ties[held] < taken_by[at[held]]
+    again += [ties[held & ~wins], taken_by[at[wins]]]
+    taken_by = taken_by.copy()
+    taken_by[at[wins]] = ties[wins]
+    new = ~held
+    if new.any():
+        taken_keys = np.concatenate([taken_keys, keys[new]])
+        taken_by = np.concatenate([taken_by, ties[new]])
+        order = np.argsort(taken_keys, kind="stable")
+        taken_keys, taken_by = taken_keys[order], taken_by[order]
+    return np.sort(np.concatenate(again)), taken_keys, taken_by
 
 
 def barabasi_albert(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -373,9 +438,21 @@ def read_edge_list(path: Path, n: int, rng: np.random.Generator) -> tuple[np.nda
     return _finish([keys // n], [keys % n])
 
 
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a sort and a diff: faster than np.unique's hash here)."""
-    keys = np.sort(keys)
+def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each key is in a sorted array of distinct keys, and whether it is there at all."""
+    at = np.searchsorted(sorted_keys, keys)
+    found = np.zeros(keys.size, dtype=bool)
+    inside = at < sorted_keys.size
+    found[inside] = sorted_keys[at[inside]] == keys[inside]
+    return at, found
+
+
+def _sorted_unique(keys: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+    """Sorted distinct values (a sort and a diff: faster than np.unique's hash here).
+
+    ``kind="stable"`` suits keys made of a few sorted runs (timsort merges them).
+    """
+    keys = np.sort(keys, kind=kind)
     if keys.size:
         keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
     return keys
