@@ -272,3 +272,51 @@ def test_a_split_city_runs_to_the_same_bytes_compiled_and_plain(reference_path, 
     replayed = standing_at(tmp_path / "plain", 3)
     np.testing.assert_array_equal(replayed.score, final.score)
     np.testing.assert_array_equal(replayed.grade, final.grade)
+
+
+@pytest.mark.parametrize("threads", ["one", "all"])
+def test_cut_and_fear_scan_is_the_plain_cut_then_fear(reference_path, monkeypatch, threads):
+    """The compiled scan cuts the same ties by the same keyed draws and flags the same citizens."""
+    import numba
+
+    from socialcredit.network import build_ties
+    from socialcredit.population import build_population
+    from socialcredit.rng import keyed_base, keyed_uniform
+    from socialcredit.scenario import load_scenario
+
+    s = load_scenario(reference_path, ["population.size=60000",
+                                       "network.kinds=[{name='a', share=0.5, weight=1.0, cut_probability=0.3},"
+                                       " {name='b', share=0.5, weight=0.5, cut_probability=0.05}]"])
+    pop = build_population(s, 5)
+    listed = np.random.default_rng(5).random(pop.size) < 0.2
+    cut_p = np.array([0.3, 0.05])
+    outcomes = []
+    compiled = kernels.PARALLEL_MIN_NNZ
+    for limit in (compiled, 10**15):  # compiled, then plain
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", limit)
+        ties = build_ties(s.network, pop, 5)
+        assert ties.adjacency.nnz >= compiled
+        ties.cut(np.arange(0, ties.n_ties, 7), day=0)  # some ties were cut before
+        numba.set_num_threads(1 if threads == "one" else numba.config.NUMBA_NUM_THREADS)
+        n_cut, feared = ties.cut_and_fear(listed, keyed_base(9, "tie_cut", 3), cut_p, day=13)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        outcomes.append((n_cut, feared, ties.cut_day.copy(), ties.adjacency.data.copy(), ties.weighted_degree().copy()))
+    (n1, f1, d1, a1, w1), (n2, f2, d2, a2, w2) = outcomes
+    assert n1 == n2 > 0 and f1.sum() > 0
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(w1, w2)
+    # the plain path by hand: candidates, their keyed uniforms, then neighbours over the ties left
+    ties = build_ties(s.network, pop, 5)
+    ties.cut(np.arange(0, ties.n_ties, 7), day=0)
+    one_end = ties.active & (listed[ties.src] != listed[ties.dst])
+    ids = np.flatnonzero(one_end)
+    cut = ids[keyed_uniform(9, "tie_cut", 3, ids) < cut_p[ties.kind[ids]]]
+    assert cut.size == n1 and (d1[cut] == 13).all() and (d1 == 13).sum() == cut.size
+    left = ties.active.copy()
+    left[cut] = False
+    expected = np.zeros(pop.size, dtype=bool)
+    expected[ties.dst[left & listed[ties.src]]] = True
+    expected[ties.src[left & listed[ties.dst]]] = True
+    np.testing.assert_array_equal(f1, expected)

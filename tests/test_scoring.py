@@ -57,6 +57,20 @@ def test_friedkin_johnsen_matches_closed_form_on_weighted_graph(kappa, seed):
     assert points.shape == (n,)
 
 
+@pytest.mark.parametrize("kappa", [0.05, 0.3, 0.6, 0.95])
+@pytest.mark.parametrize("tolerance", [1e-1, 1e-3, 1e-6])
+def test_friedkin_johnsen_error_is_within_the_tolerance(kappa, tolerance):
+    """The stopping rule's proof, checked: the returned score is within the tolerance of the fixed point."""
+    n = 300
+    src, dst, weights, _ = _random_weighted_graph(n, 0.02, seed=11)
+    ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
+    dense = ties.adjacency.toarray()
+    for seed in range(3):
+        points = np.random.default_rng(seed).uniform(0, 1200, size=n)
+        score, _ = coupled_score(points, ties.adjacency, Coupling(kappa=kappa, tolerance=tolerance))
+        assert np.max(np.abs(score - _closed_form(points, dense, kappa))) < tolerance
+
+
 def test_friedkin_johnsen_with_cut_ties_uses_only_active_ties():
     n = 250
     src, dst, weights, _ = _random_weighted_graph(n, 0.03, seed=7)

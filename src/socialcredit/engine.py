@@ -28,7 +28,7 @@ from .population import Population, build_population
 from .records import (BLOCK_DAYS, ActSampler, Candidates, Catalogue, Ledger, PointBook, draw_boost,
                       draw_candidates, false_records)
 from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
-from .rng import keyed_uniform
+from .rng import keyed_base
 from .scenario import Scenario
 from .scoring import coupled_score, grade_index, own_points, to_milli
 
@@ -263,8 +263,9 @@ class Engine:
         self.period_start = t + 1
         new, iterations = self._new_standing(t)
         if sc.system:
-            ties_cut = self._cut_ties(new.listing.black, t)
-            new.feared = self.ties.with_listed_neighbour(new.listing.black)
+            ties_cut, new.feared = self.ties.cut_and_fear(new.listing.black, keyed_base(self.seed, "tie_cut", self.step_index),
+                                                          self.cut_p, t)
+            self.ties_cut_total += ties_cut
             new.effects = evaluate_effects(sc, new.grade, new.listing, new.side_scores, self._family_ties())
             self._update_boosts(new)
         else:  # the platform keeps its books, but nothing acts on them
@@ -297,17 +298,6 @@ class Engine:
             side[s], _ = coupled_score(own, self.ties.adjacency, scheme.coupling, strength)
         return Standing(points=points, score=score, grade=grade, listing=listing, feared=self.standing.feared,
                         side_scores=side, effects=self.standing.effects), iterations
-
-    def _cut_ties(self, black: np.ndarray, t: int) -> int:
-        ties = self.ties
-        candidates = ties.ties_with_one_listed_end(black)
-        if candidates.size == 0:
-            return 0
-        u = keyed_uniform(self.seed, "tie_cut", self.step_index, candidates)
-        cut = candidates[u < self.cut_p[ties.kind[candidates]]]
-        ties.cut(cut, t)
-        self.ties_cut_total += cut.size
-        return int(cut.size)
 
     def _update_boosts(self, st: Standing) -> None:
         """Extra act streams where the full rate multiplier exceeds 1 for some citizen."""

@@ -226,6 +226,49 @@ def _compile() -> SimpleNamespace | None:
                     k += 1
         return out
 
+    golden, m1, m2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+    @njit(cache=True, nogil=True, inline="always")
+    def keyed_uniform(base, key):  # pragma: no cover - compiled; rng.uniform_of_keys, one key
+        z = np.uint64(key) * golden + base
+        z = (z ^ (z >> np.uint64(30))) * m1
+        z = (z ^ (z >> np.uint64(27))) * m2
+        z = z ^ (z >> np.uint64(31))
+        return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def cut_and_fear(indptr, indices, data, listed, rows, tie_of, tie_kind, cut_p, base, feared):  # pragma: no cover
+        # one scan of the listed rows: an active tie to an unlisted neighbour is cut when its keyed uniform is
+        # below its kind's probability; every active entry left marks its column as feared (True writes only).
+        # Cut ties are counted, then filled, per row, so they come in the rows' order on any number of threads.
+        m = rows.size
+        counts = np.zeros(m + 1, dtype=np.int64)
+        for j in prange(m):
+            r = rows[j]
+            c = 0
+            for p in range(indptr[r], indptr[r + 1]):
+                if data[p] > 0:
+                    col = indices[p]
+                    t = tie_of[p]
+                    if not listed[col] and keyed_uniform(base, t) < cut_p[tie_kind[t]]:
+                        c += 1
+                    else:
+                        feared[col] = True
+            counts[j + 1] = c
+        for j in range(m):
+            counts[j + 1] += counts[j]
+        out = np.empty(counts[m], dtype=np.int64)
+        for j in prange(m):
+            r = rows[j]
+            k = counts[j]
+            for p in range(indptr[r], indptr[r + 1]):
+                if data[p] > 0 and not listed[indices[p]]:
+                    t = tie_of[p]
+                    if keyed_uniform(base, t) < cut_p[tie_kind[t]]:
+                        out[k] = t
+                        k += 1
+        return out
+
     @njit(parallel=True, cache=True, nogil=True)
     def mark_neighbours(indptr, indices, data, rows, out):  # pragma: no cover - compiled
         # every write stores True, so the order of the writes cannot matter
@@ -264,6 +307,7 @@ def _compile() -> SimpleNamespace | None:
 
     _kernels = SimpleNamespace(matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
+                               cut_and_fear=cut_and_fear,
                                counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
                                chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
                                far_layout=far_layout, near_first=near_first)
@@ -460,6 +504,25 @@ def active_entries_of_rows(adjacency: sp.csr_matrix, rows: np.ndarray, listed: n
         return adjacency.indices[pos].astype(np.int64)
     pos = pos[~listed[adjacency.indices[pos]]]
     return tie_of[pos].astype(np.int64)
+
+
+def cut_and_fear(adjacency: sp.csr_matrix, rows: np.ndarray, listed: np.ndarray, tie_of: np.ndarray,
+                 tie_kind: np.ndarray, cut_p: np.ndarray, base: np.uint64) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ties to cut and the fear flag in one compiled scan of the listed rows; None where not compiled.
+
+    A tie with exactly one listed end is cut when ``rng.uniform_of_keys(base,
+    tie)`` is below ``cut_p`` of its kind; a citizen is feared when an active
+    tie not cut now joins her to a listed citizen. The same as
+    :func:`active_entries_of_rows`, the draws, and then :func:`mark_neighbours`
+    after the cut (``network.Ties.cut_and_fear`` does that where this returns None).
+    """
+    k = _fast(adjacency.nnz) if rows.size else None
+    if k is None:
+        return None
+    feared = np.zeros(listed.size, dtype=bool)
+    cut = k.cut_and_fear(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, listed,
+                         rows.astype(np.int64), tie_of, tie_kind, np.asarray(cut_p, np.float64), np.uint64(base), feared)
+    return cut, feared
 
 
 def mark_neighbours(adjacency: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:

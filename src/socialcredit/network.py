@@ -16,10 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, mark_neighbours, near_first, row_sums, row_sums_of, splits,
-                      stable_row_order, weight_dtype)
+from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, row_sums, row_sums_of,
+                      splits, stable_row_order, weight_dtype)
 from .population import Population
-from .rng import stream
+from .rng import stream, uniform_of_keys
 from .scenario import Network
 
 
@@ -111,6 +111,27 @@ class Ties:
         with the whole network.
         """
         return mark_neighbours(self.adjacency, np.flatnonzero(listed), listed.size)
+
+    def cut_and_fear(self, listed: np.ndarray, base: np.uint64, cut_p: np.ndarray, day: int) -> tuple[int, np.ndarray]:
+        """Cut ties with one listed end by their keyed draws, then flag who has a listed neighbour.
+
+        A candidate tie is cut when ``rng.uniform_of_keys(base, tie)`` is below
+        ``cut_p`` of its kind. Returns the number cut and the fear flag over the
+        ties left (:meth:`with_listed_neighbour`). Large cities do both in one
+        compiled scan of the listed rows (``kernels.cut_and_fear``).
+        """
+        rows = np.flatnonzero(listed)
+        fused = cut_and_fear(self.adjacency, rows, listed, self._tie_of_positions(), self.kind, cut_p, base)
+        if fused is not None:
+            cut, feared = fused
+        else:
+            candidates = active_entries_of_rows(self.adjacency, rows, listed, self._tie_of_positions())
+            cut = candidates[uniform_of_keys(base, candidates) < cut_p[self.kind[candidates]]]
+        if cut.size:
+            self.cut(cut, day)
+        if fused is None:
+            feared = self.with_listed_neighbour(listed)
+        return int(cut.size), feared
 
     def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
         """Active ties with exactly one listed end, each once, in the order of the listed ends' rows.

@@ -49,6 +49,24 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+def keyed_base(seed: int, stage: str, key: int) -> np.uint64:
+    """The 64-bit base of one (seed, stage, key) cell's keyed uniforms (:func:`uniform_of_keys`)."""
+    return np.random.SeedSequence(seed, spawn_key=(STAGES[stage], key)).generate_state(1, np.uint64)[0]
+
+
+def uniform_of_keys(base: np.uint64, ids: np.ndarray) -> np.ndarray:
+    """One uniform in [0, 1) per id, a pure function of the base and the id (SplitMix64's finaliser).
+
+    The compiled tie-cutting scan (``kernels.cut_and_fear``) computes the same bits.
+    """
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) * _GOLDEN + base
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
 def keyed_uniform(seed: int, stage: str, key: int, ids: np.ndarray) -> np.ndarray:
     """One uniform in [0, 1) per id, a pure function of (seed, stage, key, id).
 
@@ -56,10 +74,4 @@ def keyed_uniform(seed: int, stage: str, key: int, ids: np.ndarray) -> np.ndarra
     with one blacklisted end): each tie keeps its own number whatever else
     changed. The mixing function is SplitMix64's finaliser.
     """
-    base = np.random.SeedSequence(seed, spawn_key=(STAGES[stage], key)).generate_state(1, np.uint64)[0]
-    with np.errstate(over="ignore"):
-        z = ids.astype(np.uint64) * _GOLDEN + base
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return uniform_of_keys(keyed_base(seed, stage, key), ids)

@@ -190,7 +190,12 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
 
         def write(name: str) -> tuple[str, str]:
             path = tmp / f"{name}.parquet"
-            pq.write_table(builders[name](), path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
+            table = builders[name]()
+            # dictionary pages only for the categorical columns: for ids, days and scores they cost
+            # time and, on ids in order, space (the ties table of 20 M rows: 2.1x faster, half the size)
+            categorical = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+            pq.write_table(table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP,
+                           use_dictionary=categorical)
             return path.name, sha256(path)
 
         # small runs write their tables in parallel (pyarrow writes without the GIL); large ones

@@ -89,16 +89,19 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     The Jacobi map ``G(S) = base + kappa W S`` has a real spectrum in
     ``[-kappa, kappa]`` (``W`` is similar to a symmetric matrix), so the
     Chebyshev semi-iteration converges at rate about
-    ``kappa / (1 + sqrt(1 - kappa^2))`` instead of ``kappa``. It stops when the
-    Jacobi residual ``max |G(S) - S|`` is below ``tolerance * (1 - kappa)``,
-    which bounds the error ``max |S - S*|`` by ``tolerance`` (the inverse of
-    ``I - kappa W`` has infinity norm at most ``1 / (1 - kappa)``).
+    ``kappa / (1 + sqrt(1 - kappa^2))`` instead of ``kappa``. It returns
+    ``G(S)`` as soon as the Jacobi residual ``r = max |G(S) - S|`` is below
+    ``tolerance * (1 - kappa) / kappa``. That bounds the returned score's
+    error: ``G(S) - S* = kappa W (S - S*)`` and ``max |S - S*| <= r / (1 - kappa)``
+    (``I - kappa W`` has an inverse of infinity norm at most ``1 / (1 - kappa)``,
+    and ``W``, row-stochastic or zero, has norm at most 1), so
+    ``max |G(S) - S*| <= kappa r / (1 - kappa) < tolerance``.
     """
     rho2 = kappa * kappa
     previous = start
     current = start
     omega = 1.0
-    bound = tolerance * (1.0 - kappa)
+    bound = tolerance * (1.0 - kappa) / kappa
     # hot path: buffers rotate, so after the second step an iteration allocates nothing
     jacobi, following = np.empty_like(start), np.empty_like(start)
     for iteration in range(1, 10_000):
