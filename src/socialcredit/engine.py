@@ -131,7 +131,9 @@ class Engine:
                                for k in scenario.network.kinds])
         kinds = [k.name for k in scenario.network.kinds]
         spills = any(e.target == "family" for e in scenario.effects) and "family" in kinds
-        self._family_ids = np.flatnonzero(self.ties.kind == kinds.index("family")) if spills else None
+        self._family_kind = kinds.index("family") if spills else -1
+        self._family_ids = np.flatnonzero(self.ties.kind == self._family_kind) if spills else None
+        self._family_ends: tuple | None = None  # (family ties cut so far, their ends) as of the last look
         self.standing = self._initial_standing()
         self._update_boosts(self.standing)
         self.timings["build"] = time.perf_counter() - t0
@@ -303,18 +305,30 @@ class Engine:
         """Extra act streams where the full rate multiplier exceeds 1 for some citizen."""
         cat = self.catalogue
         base = self.population.base_rate
+        raised_by_row: dict[int, np.ndarray] = {}  # types that share a rate multiplier share its raised citizens
         for c in range(len(self.scenario.record_types)):
             self.boosts[c] = None
             if not self.scenario.system:
                 continue
-            can_exceed = cat.deterrence[c].max() > 1.0 or cat.fear[c] > 1.0 or st.effects.rate_raised(c)
-            if not can_exceed:
-                continue
-            full = cat.deterrence[c, st.grade] * np.where(st.feared, cat.fear[c], 1.0)
-            full = full * st.effects.rate_factor(c, slice(None))
-            raised = np.flatnonzero(full > 1.0)
+            row = st.effects.rate_multiplier.get(c)
+            if (cat.deterrence[c] == 1.0).all() and cat.fear[c] == 1.0:
+                # the full multiplier is the effects' rate factor itself (1 * 1 * factor, bit for bit)
+                if row is None:
+                    continue
+                if id(row) not in raised_by_row:
+                    raised_by_row[id(row)] = np.flatnonzero(row > 1.0)
+                raised = raised_by_row[id(row)]
+                full = row[raised]
+            else:
+                can_exceed = cat.deterrence[c].max() > 1.0 or cat.fear[c] > 1.0 or st.effects.rate_raised(c)
+                if not can_exceed:
+                    continue
+                every = cat.deterrence[c, st.grade] * np.where(st.feared, cat.fear[c], 1.0)
+                every = every * st.effects.rate_factor(c, slice(None))
+                raised = np.flatnonzero(every > 1.0)
+                full = every[raised]
             if raised.size:
-                self.boosts[c] = ActSampler(base[c, raised] * (full[raised] - 1.0), ids=raised)
+                self.boosts[c] = ActSampler(base[c, raised] * (full - 1.0), ids=raised)
 
     def effect_days_of(self, effect: int) -> np.ndarray:
         """int32 (N,): days the effect applied to each citizen, up to the last day run (a view)."""
@@ -326,11 +340,18 @@ class Engine:
                    where=self.standing.effects.conditions)
 
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Ends of the active family ties, when some effect spills over to family."""
+        """Ends of the active family ties, when some effect spills over to family.
+
+        Kept until a family tie is cut (family ties are rarely cut, and the ends of
+        a million of them cost a pass each time).
+        """
         if self._family_ids is None:
             return None
-        keep = self._family_ids[self.ties.active[self._family_ids]]
-        return self.ties.src[keep], self.ties.dst[keep]
+        cut = int(self.ties.cuts_by_kind[self._family_kind])
+        if self._family_ends is None or self._family_ends[0] != cut:
+            keep = self._family_ids[self.ties.active[self._family_ids]]
+            self._family_ends = (cut, self.ties.src[keep], self.ties.dst[keep])
+        return self._family_ends[1], self._family_ends[2]
 
 
 def _no_effects(scenario: Scenario, n: int) -> EffectState:

@@ -84,8 +84,16 @@ class Ties:
             self._strength = row_sums(self.adjacency)
         return self._strength
 
+    @property
+    def cuts_by_kind(self) -> np.ndarray:
+        """int64 (K,): cuts of ties of each kind so far, by :meth:`cut` (tells when ties must be looked up again)."""
+        if getattr(self, "_cuts_by_kind", None) is None:
+            self._cuts_by_kind = np.zeros(self.kind_weights.size, dtype=np.int64)
+        return self._cuts_by_kind
+
     def cut(self, tie_ids: np.ndarray, day: int) -> None:
         """Cut ties (they stay cut): record the day and zero their weight."""
+        self.cuts_by_kind[:] += np.bincount(self.kind[tie_ids], minlength=self.kind_weights.size)
         self.cut_day[tie_ids] = day
         self.active[tie_ids] = False
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
