@@ -310,9 +310,35 @@ def test_clock(reference_path):
     calls = []
     eng.run(progress=lambda day, days: calls.append((day, days)))
     assert eng.day == 20 and len(eng.metrics) == 2
-    assert calls == [(d, 20) for d in range(11, 21)]
+    # progress after each stretch of days: to the scoring day 13, then to the end (one block of draws)
+    assert calls == [(14, 20), (20, 20)]
     with pytest.raises(RuntimeError):
         eng.step()
+
+
+@pytest.mark.parametrize("scenario,every", [("rongcheng", 7), ("seed-articles", 30), ("reference", 1),
+                                            ("reference", 10)])
+def test_run_does_what_step_does_day_by_day(scenario, every):
+    """Stretches of days between scoring steps give the day-by-day draws, records and their order."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / f"{scenario}.toml"
+    sc = load_scenario(path, {"population.size": 3000, "days": 75, "scoring.every_days": every})
+    together, daily = Engine(sc), Engine(sc)
+    together.run(until=33)
+    together.run()
+    while daily.day < sc.days:
+        daily.step()
+    for name, column in together.ledger.arrays().items():
+        np.testing.assert_array_equal(column, daily.ledger.arrays()[name], err_msg=name)
+    for name in together.daily:
+        np.testing.assert_array_equal(together.daily[name], daily.daily[name], err_msg=name)
+    np.testing.assert_array_equal(together.acts_by_citizen, daily.acts_by_citizen)
+    np.testing.assert_array_equal(together.condition_days, daily.condition_days)
+    assert together.metrics == daily.metrics and len(together.ledger) > 0
+    boosted = [c for c, b in enumerate(daily.boosts) if b is not None]
+    assert [c for c, b in enumerate(together.boosts) if b is not None] == boosted
+    assert boosted or scenario != "rongcheng"  # Rongcheng's rate effects raise some citizens' arrears
 
 
 def test_same_seed_same_run_and_seed_argument(reference_path):

@@ -141,28 +141,40 @@ class Engine:
     # -- the clock -----------------------------------------------------------
     def step(self) -> None:
         """Advance one day: acts and records, then score if it is a scoring day."""
-        t = self.day
-        if t >= self.scenario.days:
+        if self.day >= self.scenario.days:
             raise RuntimeError(f"the run is over: it has {self.scenario.days} days")
-        t0 = time.perf_counter()
-        self._acts_and_records(t)
-        self._false_records(t)
-        t1 = time.perf_counter()
-        self.timings["acts"] += t1 - t0
-        if (t + 1) % self.scenario.scoring.every_days == 0:
-            self._score(t)
-            self.timings["scoring"] += time.perf_counter() - t1
-        self.day += 1
-        if self.day == self.scenario.days:
-            self._count_effect_days(self.period_start, self.day - 1)
+        self._advance(self.day)
 
     def run(self, until: int | None = None, progress: Callable[[int, int], None] | None = None) -> None:
-        """Run up to day ``until`` (default: the scenario's last day)."""
+        """Run up to day ``until`` (default: the scenario's last day).
+
+        The days up to the next scoring day are done together (within a block
+        of drawn candidates): the standing that governs them cannot change
+        before then, so the draws, records and their order are those of
+        :meth:`step` day by day. ``progress(day, days)`` is called after each
+        such stretch.
+        """
         end = self.scenario.days if until is None else min(until, self.scenario.days)
+        every = self.scenario.scoring.every_days
         while self.day < end:
-            self.step()
+            t = self.day
+            scoring_day, block_last = (t // every + 1) * every - 1, (t // BLOCK_DAYS + 1) * BLOCK_DAYS - 1
+            self._advance(min(scoring_day, block_last, end - 1))
             if progress is not None:
                 progress(self.day, self.scenario.days)
+
+    def _advance(self, last: int) -> None:
+        """Days ``self.day`` to ``last`` (no scoring day before ``last``): acts and records, then scoring."""
+        t0 = time.perf_counter()
+        self._acts_and_records(self.day, last)
+        t1 = time.perf_counter()
+        self.timings["acts"] += t1 - t0
+        if (last + 1) % self.scenario.scoring.every_days == 0:
+            self._score(last)
+            self.timings["scoring"] += time.perf_counter() - t1
+        self.day = last + 1
+        if self.day == self.scenario.days:
+            self._count_effect_days(self.period_start, self.day - 1)
 
     # -- stages --------------------------------------------------------------
     def _initial_standing(self) -> Standing:
@@ -183,7 +195,7 @@ class Engine:
         self._candidates = draw_candidates(self.samplers, self.catalogue.type_keys, self.seed, t, days)
         citizens, types, appealed, day = false_records(self.scenario, self.catalogue, self.population.starts,
                                                        self.seed, t, days)
-        self._false = (citizens, types.astype(np.int16), appealed, np.searchsorted(day, np.arange(t, t + days + 1)))
+        self._false = (citizens, types.astype(np.int16), appealed, day, np.searchsorted(day, np.arange(t, t + days + 1)))
         self._block_start = t
 
     def _keep_probability(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
@@ -209,54 +221,66 @@ class Engine:
             factor[sel] = row[ids[sel]]
         return np.minimum(1.0, cat.coverage[types] * factor)
 
-    def _acts_and_records(self, t: int) -> None:
+    def _acts_and_records(self, first: int, last: int) -> None:
+        """Acts, true and false records of days ``first`` to ``last`` (one block, one standing).
+
+        The ledger gets them day by day: a day's true records (by type, candidates
+        before boost acts), then its false records.
+        """
         cat = self.catalogue
         n_types = len(self.scenario.record_types)
-        if t % BLOCK_DAYS == 0:
-            self._draw_block(t)
+        if first % BLOCK_DAYS == 0:
+            self._draw_block(first)
         cand = self._candidates
-        today = cand.on(t)
-        ids, types = cand.citizen[today], cand.rtype[today]
-        kept = cand.keep_u[today] < self._keep_probability(ids, types)
-        ids, types, record_u = ids[kept], types[kept], cand.record_u[today][kept]
-        extra = [(c, *draw_boost(boost, self.seed, t, cat.type_keys[c])) for c, boost in enumerate(self.boosts)
-                 if boost is not None and boost.total > 0]
-        if extra:  # boost acts follow the kept candidates of their type
-            ids = np.concatenate([ids] + [e[1] for e in extra])
-            types = np.concatenate([types] + [np.full(e[1].size, e[0], dtype=np.int16) for e in extra])
-            record_u = np.concatenate([record_u] + [e[2] for e in extra])
-            order = np.argsort(types, kind="stable")
-            ids, types, record_u = ids[order], types[order], record_u[order]
-        self.daily["acts"][t] = np.bincount(types, minlength=n_types)
+        days = last - first + 1
+        per_day = np.diff(cand.bounds[first - cand.first_day:last + 2 - cand.first_day])
+        span = slice(cand.on(first).start, cand.on(last).stop)
+        ids, types = cand.citizen[span], cand.rtype[span]
+        day = np.repeat(np.arange(first, last + 1, dtype=np.int32), per_day)
+        kept = cand.keep_u[span] < self._keep_probability(ids, types)
+        ids, types, record_u, day = ids[kept], types[kept], cand.record_u[span][kept], day[kept]
+        extra = [(d, c, *draw_boost(boost, self.seed, d, cat.type_keys[c])) for d in range(first, last + 1)
+                 for c, boost in enumerate(self.boosts) if boost is not None and boost.total > 0]
+        if extra:  # boost acts follow the kept candidates of their day and type
+            ids = np.concatenate([ids] + [e[2] for e in extra])
+            types = np.concatenate([types] + [np.full(e[2].size, e[1], dtype=np.int16) for e in extra])
+            record_u = np.concatenate([record_u] + [e[3] for e in extra])
+            day = np.concatenate([day] + [np.full(e[2].size, e[0], dtype=np.int32) for e in extra])
+            order = np.argsort(day.astype(np.int64) * n_types + types, kind="stable")
+            ids, types, record_u, day = ids[order], types[order], record_u[order], day[order]
+        cells = (day - first).astype(np.int64) * n_types + types
+        self.daily["acts"][first:last + 1] = np.bincount(cells, minlength=days * n_types).reshape(days, n_types)
         add_ones(self.acts_by_citizen, types, ids)
         recorded = record_u < self._record_probability(ids, types)
-        ids, types = ids[recorded], types[recorded]
-        self.daily["true_records"][t] = np.bincount(types, minlength=n_types)
-        if ids.size:
-            self._enter(ids, types, t, is_false=False)
+        ids, types, day = ids[recorded], types[recorded], day[recorded]
+        self.daily["true_records"][first:last + 1] = np.bincount(
+            cells[recorded], minlength=days * n_types).reshape(days, n_types)
+        citizens_f, types_f, appealed_f, day_f, bounds = self._false
+        false = slice(int(bounds[first - self._block_start]), int(bounds[last + 1 - self._block_start]))
+        citizens_f, types_f, appealed_f, day_f = citizens_f[false], types_f[false], appealed_f[false], day_f[false]
+        np.add.at(self.daily["false_records"], (day_f, types_f), 1)
+        is_false = np.concatenate([np.zeros(ids.size, bool), np.ones(citizens_f.size, bool)])
+        day = np.concatenate([day, day_f])
+        order = np.argsort(day.astype(np.int64) * 2 + is_false, kind="stable")  # by day, true records first
+        self._enter(np.concatenate([ids, citizens_f])[order], np.concatenate([types, types_f])[order], day[order],
+                    is_false[order], np.concatenate([np.zeros(ids.size, bool), appealed_f])[order])
 
-    def _false_records(self, t: int) -> None:
-        citizens, types, appealed, bounds = self._false
-        d = t - self._block_start
-        today = slice(int(bounds[d]), int(bounds[d + 1]))
-        if today.stop > today.start:
-            np.add.at(self.daily["false_records"][t], types[today], 1)
-            self._enter(citizens[today], types[today], t, is_false=True, appealed=appealed[today])
-
-    def _enter(self, citizens: np.ndarray, types: np.ndarray, t: int, is_false: bool,
-               appealed: np.ndarray | None = None) -> None:
+    def _enter(self, citizens: np.ndarray, types: np.ndarray, day: np.ndarray, is_false: np.ndarray,
+               appealed: np.ndarray) -> None:
+        """Records made on ``day``: scheduled in the point book and added to the ledger (in this order)."""
+        if citizens.size == 0:
+            return
         cat = self.catalogue
-        effective = t + cat.delay[types].astype(np.int64)
-        end = effective + cat.validity[types]
-        overturned = np.full(citizens.size, -1, dtype=np.int64)
-        if appealed is not None:
-            overturn_day = effective + self.scenario.appeals.days
-            overturned = np.where(appealed, overturn_day, -1)
-            end = np.where(appealed, np.minimum(end, overturn_day), end)
-            counted = appealed & (overturn_day < self.scenario.days)
-            np.add.at(self.daily["overturned"], (overturn_day[counted], types[counted]), 1)
-        self.book.schedule(citizens, types, effective, end, is_false)
-        self.ledger.add(citizens, types, t, effective, is_false, overturned)
+        effective = day + cat.delay[types].astype(np.int64)
+        overturn_day = effective + self.scenario.appeals.days
+        end = np.where(appealed, np.minimum(effective + cat.validity[types], overturn_day), effective + cat.validity[types])
+        counted = appealed & (overturn_day < self.scenario.days)
+        np.add.at(self.daily["overturned"], (overturn_day[counted], types[counted]), 1)
+        for flag in (False, True):
+            sel = is_false == flag
+            if sel.any():
+                self.book.schedule(citizens[sel], types[sel], effective[sel], end[sel], flag)
+        self.ledger.add(citizens, types, day, effective, is_false, np.where(appealed, overturn_day, -1))
 
     def _score(self, t: int) -> None:
         sc = self.scenario

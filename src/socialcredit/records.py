@@ -153,8 +153,9 @@ class Ledger:
 
     _chunks: list[tuple] = field(default_factory=list)
 
-    def add(self, citizen: np.ndarray, rtype: np.ndarray, act_day: int, effective: np.ndarray,
-            is_false: bool, overturned: np.ndarray | None = None) -> None:
+    def add(self, citizen: np.ndarray, rtype: np.ndarray, act_day: int | np.ndarray, effective: np.ndarray,
+            is_false: bool | np.ndarray, overturned: np.ndarray | None = None) -> None:
+        """Append records; ``act_day`` and ``is_false`` are one value for all or one per record."""
         n = citizen.size
         if n == 0:
             return
