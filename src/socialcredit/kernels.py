@@ -237,36 +237,40 @@ def _compile() -> SimpleNamespace | None:
         return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
     @njit(parallel=True, cache=True, nogil=True)
-    def cut_and_fear(indptr, indices, data, listed, rows, tie_of, tie_kind, cut_p, base, feared):  # pragma: no cover
+    def cut_and_fear(indptr, indices, data, listed, rows, tie_of, entry_kind, cut_p, base, feared):  # pragma: no cover
         # one scan of the listed rows: an active tie to an unlisted neighbour is cut when its keyed uniform is
         # below its kind's probability; every active entry left marks its column as feared (True writes only).
-        # Cut ties are counted, then filled, per row, so they come in the rows' order on any number of threads.
+        # Each row writes its cut ties into its own stretch of a buffer (as long as the row), so the output
+        # comes in the rows' order on any number of threads.
         m = rows.size
-        counts = np.zeros(m + 1, dtype=np.int64)
+        start = np.zeros(m + 1, dtype=np.int64)
+        for j in range(m):
+            start[j + 1] = start[j] + (np.int64(indptr[rows[j] + 1]) - np.int64(indptr[rows[j]]))
+        buffer = np.empty(start[m], dtype=np.int64)
+        counts = np.zeros(m, dtype=np.int64)
         for j in prange(m):
             r = rows[j]
-            c = 0
+            k = start[j]
             for p in range(indptr[r], indptr[r + 1]):
                 if data[p] > 0:
                     col = indices[p]
-                    t = tie_of[p]
-                    if not listed[col] and keyed_uniform(base, t) < cut_p[tie_kind[t]]:
-                        c += 1
-                    else:
-                        feared[col] = True
-            counts[j + 1] = c
+                    if not listed[col]:
+                        t = tie_of[p]
+                        if keyed_uniform(base, t) < cut_p[entry_kind[p]]:
+                            buffer[k] = t
+                            k += 1
+                            continue
+                    feared[col] = True
+            counts[j] = k - start[j]
+        total = 0
         for j in range(m):
-            counts[j + 1] += counts[j]
-        out = np.empty(counts[m], dtype=np.int64)
-        for j in prange(m):
-            r = rows[j]
-            k = counts[j]
-            for p in range(indptr[r], indptr[r + 1]):
-                if data[p] > 0 and not listed[indices[p]]:
-                    t = tie_of[p]
-                    if keyed_uniform(base, t) < cut_p[tie_kind[t]]:
-                        out[k] = t
-                        k += 1
+            total += counts[j]
+        out = np.empty(total, dtype=np.int64)
+        k = 0
+        for j in range(m):
+            for q in range(start[j], start[j] + counts[j]):
+                out[k] = buffer[q]
+                k += 1
         return out
 
     @njit(parallel=True, cache=True, nogil=True)
@@ -507,11 +511,12 @@ def active_entries_of_rows(adjacency: sp.csr_matrix, rows: np.ndarray, listed: n
 
 
 def cut_and_fear(adjacency: sp.csr_matrix, rows: np.ndarray, listed: np.ndarray, tie_of: np.ndarray,
-                 tie_kind: np.ndarray, cut_p: np.ndarray, base: np.uint64) -> tuple[np.ndarray, np.ndarray] | None:
+                 entry_kind: np.ndarray, cut_p: np.ndarray, base: np.uint64) -> tuple[np.ndarray, np.ndarray] | None:
     """The ties to cut and the fear flag in one compiled scan of the listed rows; None where not compiled.
 
     A tie with exactly one listed end is cut when ``rng.uniform_of_keys(base,
-    tie)`` is below ``cut_p`` of its kind; a citizen is feared when an active
+    tie)`` is below ``cut_p`` of its kind (``entry_kind``: the kind of each
+    stored entry's tie, read in step with the row); a citizen is feared when an active
     tie not cut now joins her to a listed citizen. The same as
     :func:`active_entries_of_rows`, the draws, and then :func:`mark_neighbours`
     after the cut (``network.Ties.cut_and_fear`` does that where this returns None).
@@ -521,7 +526,7 @@ def cut_and_fear(adjacency: sp.csr_matrix, rows: np.ndarray, listed: np.ndarray,
         return None
     feared = np.zeros(listed.size, dtype=bool)
     cut = k.cut_and_fear(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, listed,
-                         rows.astype(np.int64), tie_of, tie_kind, np.asarray(cut_p, np.float64), np.uint64(base), feared)
+                         rows.astype(np.int64), tie_of, entry_kind, np.asarray(cut_p, np.float64), np.uint64(base), feared)
     return cut, feared
 
 

@@ -99,8 +99,8 @@ class Ties:
         self.adjacency.data[self._pos[0, tie_ids]] = 0.0
         self.adjacency.data[self._pos[1, tie_ids]] = 0.0
         if getattr(self, "_strength", None) is not None:
-            ends = np.unique(np.concatenate([self.src[tie_ids], self.dst[tie_ids]]))
-            row_sums_of(self.adjacency, ends, self._strength)
+            # a row that ends several cut ties is summed again each time, to the same value
+            row_sums_of(self.adjacency, np.concatenate([self.src[tie_ids], self.dst[tie_ids]]), self._strength)
 
     def _tie_of_positions(self) -> np.ndarray:
         """For every adjacency position, the tie it belongs to (built once)."""
@@ -111,6 +111,15 @@ class Ties:
             tie_of[self._pos[1]] = ids
             self._tie_of = tie_of
         return self._tie_of
+
+    def _entry_kinds(self) -> np.ndarray:
+        """For every adjacency position, the kind of its tie (built once; read in step with a row's entries)."""
+        if getattr(self, "_entry_kind", None) is None:
+            entry_kind = np.empty(self.adjacency.data.size, dtype=self.kind.dtype)
+            entry_kind[self._pos[0]] = self.kind
+            entry_kind[self._pos[1]] = self.kind
+            self._entry_kind = entry_kind
+        return self._entry_kind
 
     def with_listed_neighbour(self, listed: np.ndarray) -> np.ndarray:
         """Citizens with at least one active tie to a listed citizen.
@@ -129,7 +138,7 @@ class Ties:
         compiled scan of the listed rows (``kernels.cut_and_fear``).
         """
         rows = np.flatnonzero(listed)
-        fused = cut_and_fear(self.adjacency, rows, listed, self._tie_of_positions(), self.kind, cut_p, base)
+        fused = cut_and_fear(self.adjacency, rows, listed, self._tie_of_positions(), self._entry_kinds(), cut_p, base)
         if fused is not None:
             cut, feared = fused
         else:

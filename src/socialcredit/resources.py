@@ -10,14 +10,17 @@ from __future__ import annotations
 import ctypes
 import sys
 
+import numpy as np
 import psutil
 
 from .effects import multiplier_sharing
 from .errors import ResourceError
-from .kernels import PARALLEL_MIN_NNZ, splits
+from .kernels import PARALLEL_MIN_NNZ, splits, weight_dtype
 from .scenario import Scenario
 
-BYTES_PER_TIE_KEPT = 56        # ends, kind, cut day, active flag, CSR (both directions), positions, position -> tie
+BYTES_PER_TIE_KEPT = 58        # ends, kind, cut day, active flag, CSR (both directions), positions, position -> tie,
+                               # position -> kind
+BYTES_SAVED_BY_FLOAT32_WEIGHTS = 8  # both stored weights of a tie as float32 (kernels.weight_dtype)
 BYTES_PER_TIE_BUILDING = 35    # generator keys and CSR sort buffers (int32), freed after building
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
 BYTES_PER_FAR_ENTRY = 16       # split cities: a far entry's slot, its slot's row and its product
@@ -99,6 +102,8 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
         "records": float(expected_records(scenario) * BYTES_PER_RECORD),
         "overhead": float(OVERHEAD + (COMPILED_OVERHEAD if 2 * ties >= PARALLEL_MIN_NNZ else 0)),
     }
+    if weight_dtype(np.array([k.weight for k in scenario.network.kinds]), int(2 * ties)) == np.float32:
+        parts["ties"] -= ties * BYTES_SAVED_BY_FLOAT32_WEIGHTS
     if splits(n):
         parts["ties"] += 2 * ties * far_share(scenario) * BYTES_PER_FAR_ENTRY + n * BYTES_PER_SPLIT_CITIZEN
     parts["total"] = sum(parts.values())
