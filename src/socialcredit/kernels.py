@@ -309,7 +309,43 @@ def _compile() -> SimpleNamespace | None:
             fill[r] += 1
         return order, counts
 
-    _kernels = SimpleNamespace(matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
+    @njit(cache=True, nogil=True)
+    def ring_ties(rewired, n):  # pragma: no cover - compiled
+        # ring tie (u, d) joins u and u + d + 1 round the ring: the keys lo * n + hi of the unrewired ones
+        # (in tie order) and the two coordinates of the rewired ones (in tie order)
+        half = rewired.shape[1]
+        moved = 0
+        for u in range(n):
+            for d in range(half):
+                if rewired[u, d]:
+                    moved += 1
+        keys = np.empty(n * half - moved, dtype=np.int64)
+        start = np.empty(moved, dtype=np.int64)
+        step = np.empty(moved, dtype=np.int64)
+        k = 0
+        m = 0
+        for u in range(n):
+            for d in range(half):
+                if rewired[u, d]:
+                    start[m] = u
+                    step[m] = d
+                    m += 1
+                else:
+                    v = u + d + 1
+                    if v >= n:
+                        v -= n
+                    keys[k] = min(u, v) * np.int64(n) + max(u, v)
+                    k += 1
+        return keys, start, step
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def split_keys(keys, n, lo, hi):  # pragma: no cover - compiled
+        for i in prange(keys.size):
+            q = keys[i] // n
+            lo[i] = q
+            hi[i] = keys[i] - q * n
+
+    _kernels = SimpleNamespace(ring_ties=ring_ties, split_keys=split_keys, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
                                cut_and_fear=cut_and_fear,
                                counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
@@ -593,6 +629,35 @@ def near_first(indptr: np.ndarray, cols: np.ndarray, order: np.ndarray) -> None:
     by = np.argsort(2 * rows + far, kind="stable")
     cols[:] = cols[by]
     order[:] = order[by]
+
+
+def ring_ties(rewired: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ring lattice's unrewired ties as keys ``lo * n + hi``, and the rewired ones as (start, step).
+
+    ``rewired`` is bool (n, k/2): whether ring tie ``(u, d)``, from ``u`` to
+    ``u + d + 1`` round the ring, is rewired. Both come in tie order (``u``,
+    then ``d``).
+    """
+    k = _fast(rewired.size)
+    if k is not None:
+        return k.ring_ties(rewired, n)
+    start, step = np.nonzero(~rewired)
+    end = start + step + 1
+    end[end >= n] -= n
+    keys = np.minimum(start, end) * n + np.maximum(start, end)
+    del start, end
+    moved_start, moved_step = np.nonzero(rewired)
+    return keys, moved_start, moved_step
+
+
+def split_keys(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys // n, keys % n)`` as int32, for tie keys ``lo * n + hi`` (non-negative)."""
+    k = _fast(keys.size)
+    if k is not None:
+        lo, hi = np.empty(keys.size, dtype=np.int32), np.empty(keys.size, dtype=np.int32)
+        k.split_keys(keys, np.int64(n), lo, hi)
+        return lo, hi
+    return (keys // n).astype(np.int32), (keys % n).astype(np.int32)
 
 
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, row_sums, row_sums_of,
-                      splits, stable_row_order, weight_dtype)
+from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, ring_ties, row_sums,
+                      row_sums_of, split_keys, splits, stable_row_order, weight_dtype)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -70,7 +70,9 @@ class Ties:
 
     def degree(self, active_only: bool = True) -> np.ndarray:
         """Number of (active) ties of each citizen."""
-        mask = self.active if active_only else np.ones(self.n_ties, dtype=bool)
+        if not active_only:  # every tie, cut or not, keeps its two entries
+            return np.diff(self.adjacency.indptr).astype(np.int32)
+        mask = self.active
         n = self.adjacency.shape[0]
         return (np.bincount(self.src[mask], minlength=n) + np.bincount(self.dst[mask], minlength=n)).astype(np.int32)
 
@@ -181,7 +183,10 @@ def build_ties(spec: Network, population: Population, seed: int) -> Ties:
     else:
         src, dst = read_edge_list(Path(spec.path or ""), n, rng)
     shares = np.array([k.share for k in spec.kinds])
-    kind = stream(seed, "tie_kinds").choice(len(shares), size=src.shape[0], p=shares / shares.sum()).astype(np.int8)
+    if shares.size == 1:  # what the draw would give, without drawing a uniform per tie
+        kind = np.zeros(src.shape[0], dtype=np.int8)
+    else:
+        kind = stream(seed, "tie_kinds").choice(len(shares), size=src.shape[0], p=shares / shares.sum()).astype(np.int8)
     return _wrap(src, dst, kind, np.array([k.weight for k in spec.kinds], dtype=np.float64), n)
 
 
@@ -194,7 +199,10 @@ def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, kind_weights: np.n
     kind_weights = np.asarray(kind_weights, dtype=np.float64)
     if weight is None:
         stored = kind_weights.astype(weight_dtype(kind_weights, 2 * src.shape[0]))
-        adjacency, pos = _csr(src, dst, lambda order: stored[np.concatenate([kind, kind])[order]], n)
+        if stored.size == 1:  # one kind: every entry has its weight
+            adjacency, pos = _csr(src, dst, lambda order: np.full(order.size, stored[0]), n)
+        else:
+            adjacency, pos = _csr(src, dst, lambda order: stored[np.concatenate([kind, kind])[order]], n)
     else:
         weight = np.asarray(weight, dtype=np.float64)
         stored = weight.astype(weight_dtype(weight, 2 * src.shape[0]))
@@ -308,9 +316,10 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[
         raise ScenarioError("network.k", k, f"must be smaller than the population ({n})", "lower k or raise population.size")
     half = k // 2
     rewired = rng.random(n * half).reshape(n, half) < p
-    fixed = _ring_keys(*np.nonzero(~rewired), n)
-    start, step = np.nonzero(rewired)  # rewired ties, in the order of their numbers
+    fixed, start, step = ring_ties(rewired, n)  # rewired ties in the order of their numbers
     del rewired
+    # ascending except for the ties that wrap round the ring, whose keys are small: two sorted runs
+    fixed.sort(kind="stable")
     original = _ring_end(start, step, n)
     del step
     target = np.empty(start.size, dtype=np.int64)
@@ -323,7 +332,8 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[
         pending, taken_keys, taken_by = _settle(pending, start, target, n, fixed, taken_keys, taken_by)
     reverted = np.minimum(start[pending], original[pending]) * n + np.maximum(start[pending], original[pending])
     keys = _sorted_unique(np.concatenate([fixed, taken_keys, reverted]), kind="stable")  # three sorted runs
-    return _finish([keys // n], [keys % n])
+    del fixed
+    return split_keys(keys, n)
 
 
 def _ring_end(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
@@ -331,16 +341,6 @@ def _ring_end(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
     end = start + step + 1
     end[end >= n] -= n
     return end
-
-
-def _ring_keys(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
-    """Sorted keys ``lo * n + hi`` of ring ties, given in the order of their numbers (distinct)."""
-    end = _ring_end(start, step, n)
-    keys = np.minimum(start, end) * n + np.maximum(start, end)
-    del start, end
-    # ascending except for the ties that wrap round the ring, whose keys are small: two sorted runs
-    keys.sort(kind="stable")
-    return keys
 
 
 def _settle(pending: np.ndarray, start: np.ndarray, target: np.ndarray, n: int, fixed: np.ndarray,
@@ -439,7 +439,7 @@ def barabasi_albert(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarra
     hi = value[1::2]
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     keys = _sorted_unique((lo * n + hi)[lo != hi])
-    return _finish([keys // n], [keys % n])
+    return split_keys(keys, n)
 
 
 def read_edge_list(path: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -473,7 +473,7 @@ def read_edge_list(path: Path, n: int, rng: np.random.Generator) -> tuple[np.nda
     ends = place[inverse.reshape(-1, 2)]
     lo, hi = ends.min(axis=1), ends.max(axis=1)
     keys = _sorted_unique((lo * n + hi)[lo != hi])
-    return _finish([keys // n], [keys % n])
+    return split_keys(keys, n)
 
 
 def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
