@@ -320,3 +320,23 @@ def test_cut_and_fear_scan_is_the_plain_cut_then_fear(reference_path, monkeypatc
     expected[ties.dst[left & listed[ties.src]]] = True
     expected[ties.src[left & listed[ties.dst]]] = True
     np.testing.assert_array_equal(f1, expected)
+
+
+def test_changed_rows_compiled_is_the_numpy_test(monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 200_000
+    assert n * 8 >= kernels.PARALLEL_MIN_NNZ
+
+    def draw():
+        return (rng.integers(0, 3, n).astype(np.int8), rng.random(n) < 0.5, rng.random(n) < 0.5,
+                rng.integers(0, 4, n).astype(np.int8))
+
+    new, other = draw(), draw()
+    old = tuple(np.where(rng.random(n) < 0.9, a, b) for a, b in zip(new, other))
+    score = rng.random(n) * 10
+    logged = score + rng.choice([0.0, 1.999, 2.0, -2.0, 3.0], n)  # on and around the resolution
+    compiled = kernels.changed_rows(new, old, score, logged, 2.0)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+    plain = kernels.changed_rows(new, old, score, logged, 2.0)
+    np.testing.assert_array_equal(compiled, plain)
+    assert 0 < compiled.size < n and compiled.dtype == plain.dtype == np.int64

@@ -137,3 +137,36 @@ def test_reference_invariants_every_step(reference_engine):
     by_record = (grade_index(p_true, sc.scoring.grades) >= 3) | (book.serious_true > 0)
     np.testing.assert_array_equal(st.listing.cause == CAUSE_RECORD, st.listing.black & by_record)
     assert reference_engine.metrics[-1]["blacklisted"] > 0
+
+
+@pytest.mark.parametrize("serious_blacklists", [True, False])
+def test_grades_and_lists_compiled_is_grade_index_then_assign_lists(serious_blacklists):
+    """The one-pass compiled version gives the grades, lists, causes and named lists of the plain steps."""
+    from socialcredit import kernels
+    from socialcredit.lists import grades_and_lists
+    from socialcredit.scenario import Grade
+    from socialcredit.scoring import grade_index
+
+    grades = [Grade(name="A", min=1030), Grade(name="B", min=960), Grade(name="C", min=850), Grade(name="D", min=0)]
+    rules = ListRules(black_grade=np.array([False, False, False, True]), red_grade=np.array([True, False, False, False]),
+                      serious_blacklists=serious_blacklists,
+                      named_grades=[np.array([False, False, True, True]), np.array([True, False, False, False])])
+    rng = np.random.default_rng(4)
+    n = 100_000
+    assert n * 8 >= kernels.PARALLEL_MIN_NNZ  # large enough for the compiled pass
+    # scores on and around every threshold, and out of range
+    score = rng.choice(np.array([-5.0, 0.0, 849.999, 850.0, 959.99, 960.0, 1030.0, 1400.0]), n) + rng.choice([0.0, 1e-9], n)
+    points_true = rng.choice(np.array([0.0, 700.0, 849.0, 850.0, 1000.0]), n)
+    points = np.minimum(points_true, rng.choice(np.array([600.0, 849.0, 900.0, 1200.0]), n))
+    serious_true = rng.integers(0, 2, n).astype(np.int32) * (rng.random(n) < 0.1)
+    serious_false = rng.integers(0, 3, n).astype(np.int32) * (rng.random(n) < 0.1)
+    tracked = rng.integers(0, 2, (2, n)).astype(np.int32)
+    grade, listing = grades_and_lists(rules, grades, score, points_true, points, serious_true, serious_false, tracked)
+    plain_grade = grade_index(score, grades)
+    plain = assign_lists(rules, plain_grade, grade_index(points_true, grades), grade_index(points, grades),
+                         serious_true, serious_false, tracked)
+    np.testing.assert_array_equal(grade, plain_grade)
+    for field in ("black", "red", "cause", "named"):
+        np.testing.assert_array_equal(getattr(listing, field), getattr(plain, field), err_msg=field)
+    assert grade.dtype == plain_grade.dtype and listing.cause.dtype == plain.cause.dtype
+    assert len(set(listing.cause.tolist())) == 4  # every cause occurs

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
-from .kernels import add_ones
-from .lists import CAUSE_NONE, ListRules, Listing, assign_lists
+from .kernels import add_ones, changed_rows
+from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
 from .population import Population, build_population
@@ -67,9 +67,8 @@ class Changes:
         if self.logged_score is None:
             self.logged_score = old.score.copy()
         lst, prev = new.listing, old.listing
-        ids = np.flatnonzero((new.grade != old.grade) | (lst.black != prev.black) | (lst.red != prev.red)
-                             | (lst.cause != prev.cause)
-                             | (np.abs(new.score - self.logged_score) >= SCORE_RESOLUTION))
+        ids = changed_rows((new.grade, lst.black, lst.red, lst.cause), (old.grade, prev.black, prev.red, prev.cause),
+                           new.score, self.logged_score, SCORE_RESOLUTION)
         if ids.size:
             self.logged_score[ids] = new.score[ids]
             self.chunks.append((ids.astype(np.int32), np.full(ids.size, step, np.int32), np.full(ids.size, day, np.int32),
@@ -314,10 +313,8 @@ class Engine:
         points = own_points(book.state_true + book.state_false, *bounds)
         strength = self.ties.weighted_degree()
         score, iterations = coupled_score(points, self.ties.adjacency, sc.coupling, strength)
-        grade = grade_index(score, scoring.grades)
-        listing = assign_lists(self.rules, grade, grade_index(points_true, scoring.grades),
-                               grade_index(points, scoring.grades), book.serious_true, book.serious_false,
-                               book.tracked)
+        grade, listing = grades_and_lists(self.rules, scoring.grades, score, points_true, points, book.serious_true,
+                                          book.serious_false, book.tracked)
         side = np.empty((len(sc.schemes), points.size))
         for s, scheme in enumerate(sc.schemes):
             own = own_points(book.side[s], scheme.start, scheme.min, scheme.max)

@@ -345,7 +345,51 @@ def _compile() -> SimpleNamespace | None:
             lo[i] = q
             hi[i] = keys[i] - q * n
 
-    _kernels = SimpleNamespace(ring_ties=ring_ties, split_keys=split_keys, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
+    @njit(cache=True, nogil=True, inline="always")
+    def grade_of(value, mins):  # pragma: no cover - compiled; scoring.grade_index for one value
+        reached = 0
+        for m in mins:
+            if value >= m:
+                reached += 1
+        return min(max(mins.size - reached, 0), mins.size - 1)
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def grades_and_lists(score, points_true, points, mins, black_grade, red_grade, serious_blacklists,
+                         serious_true, serious_false, tracked, named_grades, grade, black, red, cause,
+                         named):  # pragma: no cover - compiled; lists.assign_lists on the three grades
+        for i in prange(score.size):
+            g = grade_of(score[i], mins)
+            grade[i] = g
+            true_serious = serious_blacklists and serious_true[i] > 0
+            false_serious = serious_blacklists and serious_false[i] > 0
+            b = black_grade[g] or true_serious or false_serious
+            black[i] = b
+            red[i] = red_grade[g] and not b
+            if not b:
+                cause[i] = 0
+            elif black_grade[grade_of(points_true[i], mins)] or true_serious:
+                cause[i] = 1
+            elif black_grade[grade_of(points[i], mins)] or false_serious:
+                cause[i] = 2
+            else:
+                cause[i] = 3
+            for k in range(named_grades.shape[0]):
+                named[k, i] = named_grades[k, g] or tracked[k, i] > 0
+
+    @njit(cache=True, nogil=True)
+    def changed_rows(new_grade, old_grade, new_black, old_black, new_red, old_red, new_cause, old_cause, score,
+                     logged, resolution):  # pragma: no cover - compiled
+        out = np.empty(score.size, dtype=np.int64)
+        k = 0
+        for i in range(score.size):
+            if (new_grade[i] != old_grade[i] or new_black[i] != old_black[i] or new_red[i] != old_red[i]
+                    or new_cause[i] != old_cause[i] or abs(score[i] - logged[i]) >= resolution):
+                out[k] = i
+                k += 1
+        return out[:k].copy()
+
+    _kernels = SimpleNamespace(ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
+                               changed_rows=changed_rows, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
                                cut_and_fear=cut_and_fear,
                                counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
@@ -658,6 +702,41 @@ def split_keys(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         k.split_keys(keys, np.int64(n), lo, hi)
         return lo, hi
     return (keys // n).astype(np.int32), (keys % n).astype(np.int32)
+
+
+def grades_and_lists(score: np.ndarray, points_true: np.ndarray, points: np.ndarray, mins: np.ndarray,
+                     black_grade: np.ndarray, red_grade: np.ndarray, serious_blacklists: bool,
+                     serious_true: np.ndarray, serious_false: np.ndarray, tracked: np.ndarray,
+                     named_grades: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """Grade of S, black and red lists, causes and named lists in one compiled pass; None where not compiled.
+
+    The same as ``scoring.grade_index`` on the three scores, then
+    ``lists.assign_lists`` (which calls this for large cities). Returns
+    ``(grade, black, red, cause, named)``.
+    """
+    k = _fast(score.size * 8)  # a pass over a few arrays per citizen: compiled where the city is large
+    if k is None:
+        return None
+    n = score.size
+    out = (np.empty(n, np.int8), np.empty(n, bool), np.empty(n, bool), np.empty(n, np.int8),
+           np.empty((named_grades.shape[0], n), bool))
+    k.grades_and_lists(score, points_true, points, mins, black_grade, red_grade, serious_blacklists, serious_true,
+                       serious_false, tracked, named_grades, *out)
+    return out
+
+
+def changed_rows(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...], score: np.ndarray, logged: np.ndarray,
+                 resolution: float) -> np.ndarray:
+    """Citizens whose grade, black or red list or cause differ between ``new`` and ``old``, or whose
+    score moved by at least ``resolution`` from ``logged`` (ascending int64); one pass where compiled."""
+    k = _fast(score.size * 8)
+    if k is not None:
+        return k.changed_rows(new[0], old[0], new[1], old[1], new[2], old[2], new[3], old[3], score, logged,
+                              float(resolution))
+    differs = np.abs(score - logged) >= resolution
+    for a, b in zip(new, old):
+        differs |= a != b
+    return np.flatnonzero(differs)
 
 
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import Scenario
+from . import kernels
+from .scenario import Grade, Scenario
+from .scoring import grade_index
 
 CAUSES = ("none", "record", "error", "association")
 CAUSE_NONE, CAUSE_RECORD, CAUSE_ERROR, CAUSE_ASSOCIATION = range(4)
@@ -54,6 +56,31 @@ class Listing:
     red: np.ndarray     # bool (N,)
     cause: np.ndarray   # int8 (N,), index into CAUSES
     named: np.ndarray   # bool (L, N)
+
+
+def grades_and_lists(rules: ListRules, grades: list[Grade], score: np.ndarray, points_true: np.ndarray,
+                     points: np.ndarray, serious_true: np.ndarray, serious_false: np.ndarray,
+                     tracked: np.ndarray) -> tuple[np.ndarray, Listing]:
+    """The grade of the coupled score, and the lists and causes from it and the own points.
+
+    :func:`assign_lists` on the grades of S, of P from true records alone and of
+    P (``scoring.grade_index``); large cities do it all in one compiled pass
+    (``kernels.grades_and_lists``), with the same results.
+    """
+    fused = kernels.grades_and_lists(score, points_true, points, np.array([g.min for g in grades], dtype=np.float64),
+                                     rules.black_grade, rules.red_grade, rules.serious_blacklists, serious_true,
+                                     serious_false, tracked, _named_grades(rules, len(grades)))
+    if fused is not None:
+        grade, black, red, cause, named = fused
+        return grade, Listing(black=black, red=red, cause=cause, named=named)
+    grade = grade_index(score, grades)
+    return grade, assign_lists(rules, grade, grade_index(points_true, grades), grade_index(points, grades),
+                               serious_true, serious_false, tracked)
+
+
+def _named_grades(rules: ListRules, n_grades: int) -> np.ndarray:
+    """bool (L, G): the grades that put a citizen on each named list."""
+    return np.array(rules.named_grades, dtype=bool).reshape(len(rules.named_grades), n_grades)
 
 
 def assign_lists(rules: ListRules, grade: np.ndarray, grade_true: np.ndarray, grade_own: np.ndarray,
