@@ -340,3 +340,29 @@ def test_changed_rows_compiled_is_the_numpy_test(monkeypatch):
     plain = kernels.changed_rows(new, old, score, logged, 2.0)
     np.testing.assert_array_equal(compiled, plain)
     assert 0 < compiled.size < n and compiled.dtype == plain.dtype == np.int64
+
+
+CACHE_CHILD = """
+import json, sys
+import socialcredit as sc
+from socialcredit import kernels
+s = sc.load_scenario(sys.argv[1], ["population.size=70000", "days=14"])
+sc.run(s)
+used = {name: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
+        for name, d in vars(kernels._kernels).items() if d.signatures}
+print(json.dumps(used))
+"""
+
+
+def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
+    """A kernel whose on-disk cache is never found again is compiled in every run (seconds each)."""
+    def used():
+        done = subprocess.run([sys.executable, "-c", CACHE_CHILD, str(scenarios_dir / "rongcheng.toml")], capture_output=True,
+                              text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    used()  # compiles and caches whatever this checkout has not cached yet
+    again = used()
+    assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows"} <= set(again)
+    assert {name: misses for name, (_, misses) in again.items() if misses} == {}
+    assert all(hits > 0 for hits, _ in again.values())

@@ -226,16 +226,6 @@ def _compile() -> SimpleNamespace | None:
                     k += 1
         return out
 
-    golden, m1, m2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-    @njit(cache=True, nogil=True, inline="always")
-    def keyed_uniform(base, key):  # pragma: no cover - compiled; rng.uniform_of_keys, one key
-        z = np.uint64(key) * golden + base
-        z = (z ^ (z >> np.uint64(30))) * m1
-        z = (z ^ (z >> np.uint64(27))) * m2
-        z = z ^ (z >> np.uint64(31))
-        return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
     @njit(parallel=True, cache=True, nogil=True)
     def cut_and_fear(indptr, indices, data, listed, rows, tie_of, entry_kind, cut_p, base, feared):  # pragma: no cover
         # one scan of the listed rows: an active tie to an unlisted neighbour is cut when its keyed uniform is
@@ -256,7 +246,13 @@ def _compile() -> SimpleNamespace | None:
                     col = indices[p]
                     if not listed[col]:
                         t = tie_of[p]
-                        if keyed_uniform(base, t) < cut_p[entry_kind[p]]:
+                        # rng.uniform_of_keys of this tie, written out: a cached kernel may not call
+                        # another compiled closure (its cache would never be found again)
+                        z = np.uint64(t) * np.uint64(0x9E3779B97F4A7C15) + base
+                        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                        z = z ^ (z >> np.uint64(31))
+                        if np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) < cut_p[entry_kind[p]]:
                             buffer[k] = t
                             k += 1
                             continue
@@ -345,20 +341,19 @@ def _compile() -> SimpleNamespace | None:
             lo[i] = q
             hi[i] = keys[i] - q * n
 
-    @njit(cache=True, nogil=True, inline="always")
-    def grade_of(value, mins):  # pragma: no cover - compiled; scoring.grade_index for one value
-        reached = 0
-        for m in mins:
-            if value >= m:
-                reached += 1
-        return min(max(mins.size - reached, 0), mins.size - 1)
-
     @njit(parallel=True, cache=True, nogil=True)
     def grades_and_lists(score, points_true, points, mins, black_grade, red_grade, serious_blacklists,
                          serious_true, serious_false, tracked, named_grades, grade, black, red, cause,
                          named):  # pragma: no cover - compiled; lists.assign_lists on the three grades
+        top = mins.size - 1
         for i in prange(score.size):
-            g = grade_of(score[i], mins)
+            # scoring.grade_index of the three values: the last grade less the thresholds reached
+            reached, reached_true, reached_own = 0, 0, 0
+            for m in mins:
+                reached += score[i] >= m
+                reached_true += points_true[i] >= m
+                reached_own += points[i] >= m
+            g = min(max(mins.size - reached, 0), top)
             grade[i] = g
             true_serious = serious_blacklists and serious_true[i] > 0
             false_serious = serious_blacklists and serious_false[i] > 0
@@ -367,9 +362,9 @@ def _compile() -> SimpleNamespace | None:
             red[i] = red_grade[g] and not b
             if not b:
                 cause[i] = 0
-            elif black_grade[grade_of(points_true[i], mins)] or true_serious:
+            elif black_grade[min(max(mins.size - reached_true, 0), top)] or true_serious:
                 cause[i] = 1
-            elif black_grade[grade_of(points[i], mins)] or false_serious:
+            elif black_grade[min(max(mins.size - reached_own, 0), top)] or false_serious:
                 cause[i] = 2
             else:
                 cause[i] = 3
