@@ -366,3 +366,16 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
     assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
+
+
+def test_take_is_fancy_indexing_for_every_column_type():
+    rng = np.random.default_rng(2)
+    n = kernels.PARALLEL_MIN_NNZ + 5
+    order = rng.permutation(n).astype(np.int32)
+    for values in (rng.integers(-9, 9, n).astype(np.int8), rng.integers(0, 99, n).astype(np.int16),
+                   rng.integers(0, n, n).astype(np.int32), rng.random(n), rng.random(n) < 0.5):
+        taken = kernels.take(values, order)
+        assert taken.dtype == values.dtype
+        np.testing.assert_array_equal(taken, values[order])
+    small = np.arange(10.0)
+    np.testing.assert_array_equal(kernels.take(small, np.array([3, 1, 1])), [3.0, 1.0, 1.0])

@@ -383,7 +383,12 @@ def _compile() -> SimpleNamespace | None:
                 k += 1
         return out[:k].copy()
 
-    _kernels = SimpleNamespace(ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
+    @njit(parallel=True, cache=True, nogil=True)
+    def gather(values, order, out):  # pragma: no cover - compiled
+        for i in prange(order.size):
+            out[i] = values[order[i]]
+
+    _kernels = SimpleNamespace(gather=gather, ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
                                changed_rows=changed_rows, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
                                cut_and_fear=cut_and_fear,
@@ -732,6 +737,17 @@ def changed_rows(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...], score
     for a, b in zip(new, old):
         differs |= a != b
     return np.flatnonzero(differs)
+
+
+def take(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values[order]`` for a 1-D array (compiled for long ones: numpy's take with int32 positions was
+    20 times slower on the 11 M rows of a standing log)."""
+    k = _fast(order.size)
+    if k is None:
+        return values[order]
+    out = np.empty(order.size, dtype=values.dtype)
+    k.gather(values, order, out)
+    return out
 
 
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,11 +70,12 @@ class Ties:
 
     def degree(self, active_only: bool = True) -> np.ndarray:
         """Number of (active) ties of each citizen."""
-        if not active_only:  # every tie, cut or not, keeps its two entries
-            return np.diff(self.adjacency.indptr).astype(np.int32)
-        mask = self.active
+        every = np.diff(self.adjacency.indptr).astype(np.int32)  # every tie, cut or not, keeps its two entries
+        if not active_only:
+            return every
+        cut = np.flatnonzero(~self.active)  # fewer than the ties: count them off
         n = self.adjacency.shape[0]
-        return (np.bincount(self.src[mask], minlength=n) + np.bincount(self.dst[mask], minlength=n)).astype(np.int32)
+        return every - (np.bincount(self.src[cut], minlength=n) + np.bincount(self.dst[cut], minlength=n)).astype(np.int32)
 
     def weighted_degree(self) -> np.ndarray:
         """Sum of active tie weights of each citizen (row sums of the adjacency); do not modify.

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import RunFolderError
+from .kernels import stable_row_order, take
 from .lists import CAUSES
 from .scoring import MILLI
 
@@ -55,6 +56,12 @@ def table_builders(engine: Engine) -> dict[str, Callable[[], pa.Table]]:
     return {"metrics": lambda: _metrics_table(engine), "citizens": lambda: _citizens_table(engine),
             "records": lambda: _records_table(engine), "ties": lambda: _ties_table(engine),
             "standing": lambda: _standing_table(engine)}
+
+
+def _by_citizen(citizen: np.ndarray, n: int) -> np.ndarray:
+    """The stable order of rows by citizen (``np.argsort(citizen, kind="stable")``, by a counting sort)."""
+    order, _ = stable_row_order(citizen, n)
+    return order
 
 
 def _metrics_table(engine: Engine) -> pa.Table:
@@ -112,8 +119,8 @@ def _records_table(engine: Engine) -> pa.Table:
     sc = engine.scenario
     ledger = engine.ledger.arrays()
     agencies = [a.name for a in sc.agencies]
-    order = np.argsort(ledger["citizen"], kind="stable")  # by citizen, then day: one citizen's records are contiguous
-    ledger = {k: v[order] for k, v in ledger.items()}
+    order = _by_citizen(ledger["citizen"], engine.population.size)  # one citizen's records are contiguous, by day
+    ledger = {k: take(v, order) for k, v in ledger.items()}
     types = ledger["type"].astype(np.int64)
     records = {
         "citizen": ledger["citizen"],
@@ -145,8 +152,8 @@ def _standing_table(engine: Engine) -> pa.Table:
     chunks = engine.changes.chunks
     dtypes = (np.int32, np.int32, np.int32, np.float64, np.float64, np.int8, bool, bool, np.int8)
     cols = [np.concatenate([c[i] for c in chunks]) if chunks else np.empty(0, dt) for i, dt in enumerate(dtypes)]
-    order = np.argsort(cols[0], kind="stable")  # by citizen, then step: one citizen's history is contiguous
-    cols = [c[order] for c in cols]
+    order = _by_citizen(cols[0], engine.population.size)  # one citizen's history is contiguous, by step
+    cols = [take(c, order) for c in cols]
     standing = {
         "citizen": cols[0], "step": cols[1], "day": cols[2], "points": cols[3], "score": cols[4],
         "grade": _categorical(cols[5], grades),
