@@ -379,3 +379,17 @@ def test_take_is_fancy_indexing_for_every_column_type():
         np.testing.assert_array_equal(taken, values[order])
     small = np.arange(10.0)
     np.testing.assert_array_equal(kernels.take(small, np.array([3, 1, 1])), [3.0, 1.0, 1.0])
+
+
+def test_per_entry_puts_each_tie_value_at_both_of_its_entries(monkeypatch):
+    rng = np.random.default_rng(6)
+    ties = kernels.PARALLEL_MIN_NNZ
+    pos = rng.permutation(2 * ties).astype(np.int32).reshape(2, ties)
+    for values in (np.arange(ties, dtype=np.int32), rng.integers(0, 3, ties).astype(np.int8)):
+        compiled = kernels.per_entry(pos, values)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+        plain = kernels.per_entry(pos, values)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(compiled, plain)
+        np.testing.assert_array_equal(compiled[pos[0]], values)
+        np.testing.assert_array_equal(compiled[pos[1]], values)

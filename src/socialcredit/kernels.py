@@ -384,11 +384,18 @@ def _compile() -> SimpleNamespace | None:
         return out[:k].copy()
 
     @njit(parallel=True, cache=True, nogil=True)
+    def scatter_per_tie(pos, values, out):  # pragma: no cover - compiled
+        # each position belongs to one tie, so every slot is written once, by one thread
+        for t in prange(pos.shape[1]):
+            out[pos[0, t]] = values[t]
+            out[pos[1, t]] = values[t]
+
+    @njit(parallel=True, cache=True, nogil=True)
     def gather(values, order, out):  # pragma: no cover - compiled
         for i in prange(order.size):
             out[i] = values[order[i]]
 
-    _kernels = SimpleNamespace(gather=gather, ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
+    _kernels = SimpleNamespace(gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
                                changed_rows=changed_rows, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
                                cut_and_fear=cut_and_fear,
@@ -737,6 +744,18 @@ def changed_rows(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...], score
     for a, b in zip(new, old):
         differs |= a != b
     return np.flatnonzero(differs)
+
+
+def per_entry(pos: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A tie's value at both of its stored entries: ``out[pos[0, t]] = out[pos[1, t]] = values[t]``."""
+    out = np.empty(2 * pos.shape[1], dtype=values.dtype)
+    k = _fast(out.size)
+    if k is not None:
+        k.scatter_per_tie(pos, values, out)
+    else:
+        out[pos[0]] = values
+        out[pos[1]] = values
+    return out
 
 
 def take(values: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, ring_ties, row_sums,
-                      row_sums_of, split_keys, splits, stable_row_order, weight_dtype)
+from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, per_entry, ring_ties,
+                      row_sums, row_sums_of, split_keys, splits, stable_row_order, weight_dtype)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -108,20 +108,13 @@ class Ties:
     def _tie_of_positions(self) -> np.ndarray:
         """For every adjacency position, the tie it belongs to (built once)."""
         if getattr(self, "_tie_of", None) is None:
-            tie_of = np.empty(self.adjacency.data.size, dtype=self._pos.dtype)
-            ids = np.arange(self.n_ties, dtype=self._pos.dtype)
-            tie_of[self._pos[0]] = ids
-            tie_of[self._pos[1]] = ids
-            self._tie_of = tie_of
+            self._tie_of = per_entry(self._pos, np.arange(self.n_ties, dtype=self._pos.dtype))
         return self._tie_of
 
     def _entry_kinds(self) -> np.ndarray:
         """For every adjacency position, the kind of its tie (built once; read in step with a row's entries)."""
         if getattr(self, "_entry_kind", None) is None:
-            entry_kind = np.empty(self.adjacency.data.size, dtype=self.kind.dtype)
-            entry_kind[self._pos[0]] = self.kind
-            entry_kind[self._pos[1]] = self.kind
-            self._entry_kind = entry_kind
+            self._entry_kind = per_entry(self._pos, self.kind)
         return self._entry_kind
 
     def with_listed_neighbour(self, listed: np.ndarray) -> np.ndarray:
