@@ -308,7 +308,7 @@ def _compile() -> SimpleNamespace | None:
     @njit(cache=True, nogil=True)
     def ring_ties(rewired, n):  # pragma: no cover - compiled
         # ring tie (u, d) joins u and u + d + 1 round the ring: the keys lo * n + hi of the unrewired ones
-        # (in tie order) and the two coordinates of the rewired ones (in tie order)
+        # (in tie order) and the two ends of the rewired ones (in tie order)
         half = rewired.shape[1]
         moved = 0
         for u in range(n):
@@ -317,22 +317,22 @@ def _compile() -> SimpleNamespace | None:
                     moved += 1
         keys = np.empty(n * half - moved, dtype=np.int64)
         start = np.empty(moved, dtype=np.int64)
-        step = np.empty(moved, dtype=np.int64)
+        end = np.empty(moved, dtype=np.int64)
         k = 0
         m = 0
         for u in range(n):
             for d in range(half):
+                v = u + d + 1
+                if v >= n:
+                    v -= n
                 if rewired[u, d]:
                     start[m] = u
-                    step[m] = d
+                    end[m] = v
                     m += 1
                 else:
-                    v = u + d + 1
-                    if v >= n:
-                        v -= n
                     keys[k] = min(u, v) * np.int64(n) + max(u, v)
                     k += 1
-        return keys, start, step
+        return keys, start, end
 
     @njit(parallel=True, cache=True, nogil=True)
     def split_keys(keys, n, lo, hi):  # pragma: no cover - compiled
@@ -395,8 +395,9 @@ def _compile() -> SimpleNamespace | None:
         for i in prange(order.size):
             out[i] = values[order[i]]
 
-    _kernels = SimpleNamespace(gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys, grades_and_lists=grades_and_lists,
-                               changed_rows=changed_rows, matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
+    _kernels = SimpleNamespace(gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
+                               split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
+                               matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
                                cut_and_fear=cut_and_fear,
                                counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
@@ -407,6 +408,12 @@ def _compile() -> SimpleNamespace | None:
 
 def _fast(size: int) -> SimpleNamespace | None:
     return _compile() if size >= PARALLEL_MIN_NNZ else None
+
+
+def _fast_per_citizen(n: int) -> SimpleNamespace | None:
+    """The compiled kernels for a pass over a few arrays per citizen: where a city of ``n`` citizens is
+    large enough (as if it had eight stored entries each)."""
+    return _fast(n * 8)
 
 
 def _unsigned(indices: np.ndarray) -> np.ndarray:
@@ -683,22 +690,26 @@ def near_first(indptr: np.ndarray, cols: np.ndarray, order: np.ndarray) -> None:
 
 
 def ring_ties(rewired: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A ring lattice's unrewired ties as keys ``lo * n + hi``, and the rewired ones as (start, step).
+    """A ring lattice's unrewired ties as keys ``lo * n + hi``, and the rewired ones' two ends.
 
     ``rewired`` is bool (n, k/2): whether ring tie ``(u, d)``, from ``u`` to
     ``u + d + 1`` round the ring, is rewired. Both come in tie order (``u``,
-    then ``d``).
+    then ``d``). Returns ``(keys, start, end)``.
     """
     k = _fast(rewired.size)
     if k is not None:
         return k.ring_ties(rewired, n)
-    start, step = np.nonzero(~rewired)
-    end = start + step + 1
-    end[end >= n] -= n
+
+    def ends(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        start, step = np.nonzero(mask)
+        end = start + step + 1
+        end[end >= n] -= n
+        return start, end
+
+    start, end = ends(~rewired)
     keys = np.minimum(start, end) * n + np.maximum(start, end)
     del start, end
-    moved_start, moved_step = np.nonzero(rewired)
-    return keys, moved_start, moved_step
+    return (keys, *ends(rewired))
 
 
 def split_keys(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -721,7 +732,7 @@ def grades_and_lists(score: np.ndarray, points_true: np.ndarray, points: np.ndar
     ``lists.assign_lists`` (which calls this for large cities). Returns
     ``(grade, black, red, cause, named)``.
     """
-    k = _fast(score.size * 8)  # a pass over a few arrays per citizen: compiled where the city is large
+    k = _fast_per_citizen(score.size)
     if k is None:
         return None
     n = score.size
@@ -736,7 +747,7 @@ def changed_rows(new: tuple[np.ndarray, ...], old: tuple[np.ndarray, ...], score
                  resolution: float) -> np.ndarray:
     """Citizens whose grade, black or red list or cause differ between ``new`` and ``old``, or whose
     score moved by at least ``resolution`` from ``logged`` (ascending int64); one pass where compiled."""
-    k = _fast(score.size * 8)
+    k = _fast_per_citizen(score.size)
     if k is not None:
         return k.changed_rows(new[0], old[0], new[1], old[1], new[2], old[2], new[3], old[3], score, logged,
                               float(resolution))

@@ -146,15 +146,6 @@ class Ties:
             feared = self.with_listed_neighbour(listed)
         return int(cut.size), feared
 
-    def ties_with_one_listed_end(self, listed: np.ndarray) -> np.ndarray:
-        """Active ties with exactly one listed end, each once, in the order of the listed ends' rows.
-
-        Whether a tie is cut is decided by a uniform keyed by its id
-        (``rng.keyed_uniform``), so no order is needed, and none is paid for.
-        """
-        rows = np.flatnonzero(listed)
-        return active_entries_of_rows(self.adjacency, rows, listed, self._tie_of_positions())
-
 
 def build_ties(spec: Network, population: Population, seed: int) -> Ties:
     """Generate the network of a scenario and wrap it as :class:`Ties`.
@@ -310,12 +301,10 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[
         raise ScenarioError("network.k", k, f"must be smaller than the population ({n})", "lower k or raise population.size")
     half = k // 2
     rewired = rng.random(n * half).reshape(n, half) < p
-    fixed, start, step = ring_ties(rewired, n)  # rewired ties in the order of their numbers
+    fixed, start, original = ring_ties(rewired, n)  # rewired ties in the order of their numbers
     del rewired
     # ascending except for the ties that wrap round the ring, whose keys are small: two sorted runs
     fixed.sort(kind="stable")
-    original = _ring_end(start, step, n)
-    del step
     target = np.empty(start.size, dtype=np.int64)
     taken_keys, taken_by = np.empty(0, np.int64), np.empty(0, np.int64)  # sorted keys of settled rewired ties
     pending = np.arange(start.size)
@@ -328,13 +317,6 @@ def watts_strogatz(n: int, k: int, p: float, rng: np.random.Generator) -> tuple[
     keys = _sorted_unique(np.concatenate([fixed, taken_keys, reverted]), kind="stable")  # three sorted runs
     del fixed
     return split_keys(keys, n)
-
-
-def _ring_end(start: np.ndarray, step: np.ndarray, n: int) -> np.ndarray:
-    """The second end of ring ties: ``step + 1`` places on from ``start``, round the ring."""
-    end = start + step + 1
-    end[end >= n] -= n
-    return end
 
 
 def _settle(pending: np.ndarray, start: np.ndarray, target: np.ndarray, n: int, fixed: np.ndarray,
