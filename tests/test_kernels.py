@@ -363,7 +363,8 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
 
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
-    assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows"} <= set(again)
+    assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
+            "pair_products"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
 
@@ -393,3 +394,49 @@ def test_per_entry_puts_each_tie_value_at_both_of_its_entries(monkeypatch):
         np.testing.assert_array_equal(compiled, plain)
         np.testing.assert_array_equal(compiled[pos[0]], values)
         np.testing.assert_array_equal(compiled[pos[1]], values)
+
+
+def test_search_ascending_is_searchsorted_right_with_zero_rates_and_edges():
+    rng = np.random.default_rng(8)
+    n = kernels.PARALLEL_MIN_NNZ // 8 + 3
+    assert kernels._fast_per_citizen(n) is not None
+    rates = rng.random(n) * (rng.random(n) < 0.7)  # runs of equal partial sums
+    rates[:5] = 0.0
+    rates[-5:] = 0.0
+    cumulative = np.cumsum(rates)
+    total = cumulative[-1]
+    for needles in (np.sort(rng.random(50_000)) * total,                      # the sampler's needles
+                    np.sort(cumulative[rng.integers(0, n, 2_000)]),           # needles on partial sums
+                    np.array([0.0, 0.0, total, total, total * 2]),            # at and beyond the ends
+                    np.empty(0)):
+        found = kernels.search_ascending(cumulative, needles)
+        np.testing.assert_array_equal(found, np.searchsorted(cumulative, needles, side="right"))
+
+
+def test_paired_products_are_each_vectors_product_bit_for_bit():
+    a = _large_matrix(9)
+    a.data = a.data.astype(np.float32)  # as large cities store them
+    rng = np.random.default_rng(10)
+    vectors = [rng.random(a.shape[0]) * 1000 for _ in range(3)]  # a pair, then one alone
+    found = kernels.paired_products(a, vectors)
+    assert found is not None and len(found) == 3
+    for x, product in zip(vectors, found):
+        np.testing.assert_array_equal(product, kernels.matvec(a, x))
+    assert kernels.paired_products(sp.csr_matrix(np.eye(3)), [np.ones(3), np.ones(3)]) is None  # small: apart
+
+
+def test_a_coupled_score_given_its_first_product_is_the_same(monkeypatch):
+    from socialcredit.scenario import Coupling
+    from socialcredit.scoring import coupled_score
+    a = _large_matrix(11)
+    a = (a + a.T).tocsr()
+    points = np.random.default_rng(12).random(a.shape[0]) * 1000
+    for coupling in (Coupling(kappa=0.3, tolerance=1e-4), Coupling(mode="neighbour_mean", kappa=0.05)):
+        for compiled in (True, False):
+            if not compiled:
+                monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+            plain, n_plain = coupled_score(points, a, coupling)
+            given, n_given = coupled_score(points, a, coupling, product=kernels.matvec(a, points))
+            monkeypatch.undo()
+            np.testing.assert_array_equal(given, plain)
+            assert n_given == n_plain > 0

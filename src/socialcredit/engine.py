@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
-from .kernels import add_ones, changed_rows
+from .kernels import add_ones, changed_rows, paired_products
 from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -30,7 +30,7 @@ from .records import (BLOCK_DAYS, ActSampler, Candidates, Catalogue, Ledger, Poi
 from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
 from .rng import keyed_base
 from .scenario import Scenario
-from .scoring import coupled_score, grade_index, own_points, to_milli
+from .scoring import coupled_score, grade_index, needs_product, own_points, to_milli
 
 
 @dataclass
@@ -312,15 +312,32 @@ class Engine:
         points_true = own_points(book.state_true, *bounds)
         points = own_points(book.state_true + book.state_false, *bounds)
         strength = self.ties.weighted_degree()
-        score, iterations = coupled_score(points, self.ties.adjacency, sc.coupling, strength)
+        adjacency = self.ties.adjacency
+        own = [points] + [own_points(book.side[s], scheme.start, scheme.min, scheme.max)
+                          for s, scheme in enumerate(sc.schemes)]
+        couplings = [sc.coupling] + [scheme.coupling for scheme in sc.schemes]
+        product = self._first_products(own, couplings)
+        score, iterations = coupled_score(points, adjacency, sc.coupling, strength, product[0])
         grade, listing = grades_and_lists(self.rules, scoring.grades, score, points_true, points, book.serious_true,
                                           book.serious_false, book.tracked)
         side = np.empty((len(sc.schemes), points.size))
         for s, scheme in enumerate(sc.schemes):
-            own = own_points(book.side[s], scheme.start, scheme.min, scheme.max)
-            side[s], _ = coupled_score(own, self.ties.adjacency, scheme.coupling, strength)
+            side[s], _ = coupled_score(own[1 + s], adjacency, scheme.coupling, strength, product[1 + s])
         return Standing(points=points, score=score, grade=grade, listing=listing, feared=self.standing.feared,
                         side_scores=side, effects=self.standing.effects), iterations
+
+    def _first_products(self, own: list[np.ndarray], couplings: list) -> list[np.ndarray | None]:
+        """``A P`` for each scheme whose coupled score starts from it, two per pass where that pays.
+
+        The state's score and the side scores all begin with a product of the same matrix; a pass is
+        bound by gathering neighbours' values, so two products in one pass cost little more than one.
+        """
+        wanted = [s for s, coupling in enumerate(couplings) if needs_product(coupling)]
+        found = paired_products(self.ties.adjacency, [own[s] for s in wanted]) if len(wanted) > 1 else None
+        product: list[np.ndarray | None] = [None] * len(own)
+        for s, p in zip(wanted, found or []):
+            product[s] = p
+        return product
 
     def _update_boosts(self, st: Standing) -> None:
         """Extra act streams where the full rate multiplier exceeds 1 for some citizen."""

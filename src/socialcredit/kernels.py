@@ -72,6 +72,19 @@ def _compile() -> SimpleNamespace | None:
             out[i] = acc
 
     @njit(parallel=True, cache=True, nogil=True)
+    def pair_products(indptr, indices, data, pair, out):  # pragma: no cover - compiled
+        # the two vectors side by side: one gather fetches both of a neighbour's values
+        for i in prange(indptr.size - 1):
+            first = 0.0
+            second = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                first += data[p] * pair[j, 0]
+                second += data[p] * pair[j, 1]
+            out[i, 0] = first
+            out[i, 1] = second
+
+    @njit(parallel=True, cache=True, nogil=True)
     def chebyshev(indptr, indices, data, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
         worst = 0.0
         for i in prange(indptr.size - 1):
@@ -395,7 +408,32 @@ def _compile() -> SimpleNamespace | None:
         for i in prange(order.size):
             out[i] = values[order[i]]
 
-    _kernels = SimpleNamespace(gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
+    @njit(cache=True, nogil=True)
+    def search_ascending(cumulative, needles, out):  # pragma: no cover - compiled
+        # first index whose value exceeds each needle; needles ascend, so each search gallops forward
+        # from the last answer (a few steps within cache) instead of halving the whole array
+        n = cumulative.size
+        lo = 0
+        for t in range(needles.size):
+            v = needles[t]
+            if lo < n and cumulative[lo] <= v:
+                step = 1
+                hi = lo + 1
+                while hi < n and cumulative[hi] <= v:
+                    lo = hi
+                    step *= 2
+                    hi = lo + step
+                a, b = lo + 1, min(hi, n)  # cumulative[lo] <= v; the answer is in a..b
+                while a < b:
+                    m = (a + b) >> 1
+                    if cumulative[m] <= v:
+                        a = m + 1
+                    else:
+                        b = m
+                lo = a
+            out[t] = lo
+
+    _kernels = SimpleNamespace(pair_products=pair_products, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
                                split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
                                matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
@@ -534,7 +572,7 @@ def _split_product(adjacency: sp.csr_matrix, cache: dict, x: np.ndarray) -> np.n
 
 def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.ndarray, base: np.ndarray,
                    coef: np.ndarray, omega: float, jacobi: np.ndarray, following: np.ndarray,
-                   continued: bool = False) -> float:
+                   continued: bool = False, product: np.ndarray | None = None) -> float:
     """One Chebyshev-accelerated Jacobi step in one pass over the matrix.
 
     Writes ``jacobi = base + coef * (A current)`` and
@@ -544,7 +582,12 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
     ``continued``: ``current`` is the ``following`` of the previous step on
     this matrix, unchanged since. A split city's compiled step then reuses the
     far sums that step already computed for it.
+
+    ``product``: ``matvec(adjacency, current)``, where the caller has it
+    already; the step then only combines vectors (the same bits).
     """
+    if product is not None:
+        return _combine(product, current, previous, base, coef, omega, jacobi, following)
     k = _fast(adjacency.nnz)
     cache = _split_cache(adjacency)
     if k is not None and cache is not None:
@@ -560,6 +603,12 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
         return float(k.chebyshev(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data,
                                  current, previous, base, coef, float(omega), jacobi, following))
     product = adjacency @ current if cache is None else _split_product(adjacency, cache, current)
+    return _combine(product, current, previous, base, coef, omega, jacobi, following)
+
+
+def _combine(product: np.ndarray, current: np.ndarray, previous: np.ndarray, base: np.ndarray, coef: np.ndarray,
+             omega: float, jacobi: np.ndarray, following: np.ndarray) -> float:
+    """The Chebyshev step once ``A current`` is known, with the compiled step's arithmetic."""
     jacobi[:] = base + coef * product
     following[:] = omega * (jacobi - previous) + previous
     return float(np.max(np.abs(jacobi - current))) if current.size else 0.0
@@ -673,6 +722,30 @@ def matvec(adjacency: sp.csr_matrix, x: np.ndarray) -> np.ndarray:
     return adjacency @ x if cache is None else _split_product(adjacency, cache, x)
 
 
+def paired_products(adjacency: sp.csr_matrix, vectors: list[np.ndarray]) -> list[np.ndarray] | None:
+    """``[matvec(adjacency, x) for x in vectors]``, bit for bit, two vectors per pass over the matrix.
+
+    A pass is bound by gathering each neighbour's value, so a second vector stored beside the first
+    costs little: the two products of Rongcheng's step take 12 ms in one pass, 25 ms in two. Returns
+    None where this does not apply (uncompiled or split cities); callers then take each product apart.
+    """
+    k = _fast(adjacency.nnz)
+    if k is None or _split_cache(adjacency) is not None:
+        return None
+    n = adjacency.shape[0]
+    indptr, indices = _unsigned(adjacency.indptr), _unsigned(adjacency.indices)
+    out = []
+    for first in range(0, len(vectors) - 1, 2):
+        pair = np.empty((n, 2))
+        pair[:, 0], pair[:, 1] = vectors[first], vectors[first + 1]
+        both = np.empty((n, 2))
+        k.pair_products(indptr, indices, adjacency.data, pair, both)
+        out += [np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])]
+    if len(vectors) % 2:
+        out.append(matvec(adjacency, vectors[-1]))
+    return out
+
+
 def near_first(indptr: np.ndarray, cols: np.ndarray, order: np.ndarray) -> None:
     """Reorder each row's entries in place (``cols`` and ``order`` together): near first, then far.
 
@@ -777,6 +850,20 @@ def take(values: np.ndarray, order: np.ndarray) -> np.ndarray:
         return values[order]
     out = np.empty(order.size, dtype=values.dtype)
     k.gather(values, order, out)
+    return out
+
+
+def search_ascending(cumulative: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(cumulative, needles, side="right")`` for ascending needles.
+
+    Compiled for long arrays, it gallops forward from the last answer: 2x faster
+    than numpy's search on the 590,000 cumulative rates of Rongcheng.
+    """
+    k = _fast_per_citizen(cumulative.size)
+    if k is None:
+        return np.searchsorted(cumulative, needles, side="right")
+    out = np.empty(needles.size, dtype=np.intp)
+    k.search_ascending(cumulative, needles, out)
     return out
 
 

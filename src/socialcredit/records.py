@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .kernels import search_ascending
 from .rng import name_key, stream
 from .scenario import Scenario
 from .scoring import to_milli
@@ -81,9 +82,9 @@ class ActSampler:
     def draw(self, rng: np.random.Generator, days: int = 1) -> np.ndarray:
         """Citizen ids of the candidate acts of ``days`` days (one entry per act, ascending)."""
         count = rng.poisson(self.total * days)
-        # sorted needles let searchsorted start each search where the last one ended
+        # sorted needles let each search start where the last one ended
         needles = np.sort(rng.random(count)) * self.total
-        found = np.searchsorted(self.cumulative, needles, side="right")
+        found = search_ascending(self.cumulative, needles)
         return (found if self.ids is None else self.ids[found]).astype(np.int32)
 
 

@@ -36,8 +36,13 @@ def own_points(raw_milli: np.ndarray, start: float, low: float, high: float) -> 
     return np.clip(start + raw_milli / MILLI, low, high)
 
 
+def needs_product(coupling: Coupling) -> bool:
+    """Whether :func:`coupled_score` under this coupling starts from the product ``A P``."""
+    return coupling.mode != "none" and coupling.kappa != 0.0
+
+
 def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupling,
-                  strength: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                  strength: np.ndarray | None = None, product: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The score after coupling to neighbours, and the solver's iteration count.
 
     Parameters
@@ -53,6 +58,10 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
         ``coupling.tolerance`` of the exact solution.
     strength : array (N,), optional
         Row sums of ``adjacency`` (computed when not given).
+    product : array (N,), optional
+        ``matvec(adjacency, points)``, where the caller computed it together
+        with other products (``kernels.paired_products``); the result is the
+        same, bit for bit.
 
     Citizens without an active tie keep ``S = P``.
 
@@ -78,12 +87,12 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
     coef = kappa * inv
     base = np.where(tied, (1.0 - kappa) * points, points)
     if coupling.mode == "neighbour_mean":
-        return base + coef * matvec(adjacency, points), 1
-    return _chebyshev(base, coef, adjacency, points, kappa, coupling.tolerance)
+        return base + coef * (matvec(adjacency, points) if product is None else product), 1
+    return _chebyshev(base, coef, adjacency, points, kappa, coupling.tolerance, product)
 
 
 def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, start: np.ndarray,
-               kappa: float, tolerance: float) -> tuple[np.ndarray, int]:
+               kappa: float, tolerance: float, product: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Solve ``S = base + coef * (A S)`` by Chebyshev-accelerated Jacobi from ``start``.
 
     The Jacobi map ``G(S) = base + kappa W S`` has a real spectrum in
@@ -105,8 +114,10 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     # hot path: buffers rotate, so after the second step an iteration allocates nothing
     jacobi, following = np.empty_like(start), np.empty_like(start)
     for iteration in range(1, 10_000):
+        # a split city's compiled step reuses the far sums its previous step computed, if it ran
         residual = chebyshev_step(adjacency, current, previous, base, coef, omega, jacobi, following,
-                                  continued=iteration > 1)
+                                  continued=iteration > (1 if product is None else 2),
+                                  product=product if iteration == 1 else None)
         if residual < bound:
             return jacobi, iteration
         # omega of the next step (Golub and Varga's recurrence)
