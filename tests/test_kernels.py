@@ -364,7 +364,7 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
     assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
-            "pair_products"} <= set(again)
+            "pair_products", "combine"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
 
@@ -440,3 +440,24 @@ def test_a_coupled_score_given_its_first_product_is_the_same(monkeypatch):
             monkeypatch.undo()
             np.testing.assert_array_equal(given, plain)
             assert n_given == n_plain > 0
+
+
+def test_chebyshev_step_given_the_product_is_the_compiled_step(monkeypatch):
+    n = 70_000
+    assert kernels._fast_per_citizen(n) is not None
+    a = _large_matrix(13, n)
+    rng = np.random.default_rng(14)
+    x, previous, base, coef = (rng.random(n) for _ in range(4))
+    results = []
+    for product in (None, kernels.matvec(a, x)):
+        for compiled in (True, False):
+            if not compiled:
+                monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+            jacobi, following = np.empty(n), np.empty(n)
+            worst = kernels.chebyshev_step(a, x, previous, base, coef, 1.21, jacobi, following, product=product)
+            monkeypatch.undo()
+            results.append((worst, jacobi, following))
+    for worst, jacobi, following in results[1:]:
+        assert worst == results[0][0]
+        np.testing.assert_array_equal(jacobi, results[0][1])
+        np.testing.assert_array_equal(following, results[0][2])

@@ -72,17 +72,33 @@ def _compile() -> SimpleNamespace | None:
             out[i] = acc
 
     @njit(parallel=True, cache=True, nogil=True)
-    def pair_products(indptr, indices, data, pair, out):  # pragma: no cover - compiled
+    def pair_products(indptr, indices, data, x, y, x_out, y_out):  # pragma: no cover - compiled
         # the two vectors side by side: one gather fetches both of a neighbour's values
-        for i in prange(indptr.size - 1):
+        n = indptr.size - 1
+        pair = np.empty((n, 2))
+        for i in prange(n):
+            pair[i, 0] = x[i]
+            pair[i, 1] = y[i]
+        for i in prange(n):
             first = 0.0
             second = 0.0
             for p in range(indptr[i], indptr[i + 1]):
                 j = indices[p]
                 first += data[p] * pair[j, 0]
                 second += data[p] * pair[j, 1]
-            out[i, 0] = first
-            out[i, 1] = second
+            x_out[i] = first
+            y_out[i] = second
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def combine(product, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
+        # the Chebyshev step's arithmetic once A current is known (as in the chebyshev kernel)
+        worst = 0.0
+        for i in prange(product.size):
+            value = base[i] + coef[i] * product[i]
+            jacobi[i] = value
+            worst = max(worst, abs(value - current[i]))
+            following[i] = omega * (value - previous[i]) + previous[i]
+        return worst
 
     @njit(parallel=True, cache=True, nogil=True)
     def chebyshev(indptr, indices, data, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
@@ -433,7 +449,7 @@ def _compile() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
-    _kernels = SimpleNamespace(pair_products=pair_products, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
+    _kernels = SimpleNamespace(pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
                                split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
                                matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
@@ -609,6 +625,9 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
 def _combine(product: np.ndarray, current: np.ndarray, previous: np.ndarray, base: np.ndarray, coef: np.ndarray,
              omega: float, jacobi: np.ndarray, following: np.ndarray) -> float:
     """The Chebyshev step once ``A current`` is known, with the compiled step's arithmetic."""
+    k = _fast_per_citizen(product.size)
+    if k is not None:
+        return float(k.combine(product, current, previous, base, coef, float(omega), jacobi, following))
     jacobi[:] = base + coef * product
     following[:] = omega * (jacobi - previous) + previous
     return float(np.max(np.abs(jacobi - current))) if current.size else 0.0
@@ -736,11 +755,10 @@ def paired_products(adjacency: sp.csr_matrix, vectors: list[np.ndarray]) -> list
     indptr, indices = _unsigned(adjacency.indptr), _unsigned(adjacency.indices)
     out = []
     for first in range(0, len(vectors) - 1, 2):
-        pair = np.empty((n, 2))
-        pair[:, 0], pair[:, 1] = vectors[first], vectors[first + 1]
-        both = np.empty((n, 2))
-        k.pair_products(indptr, indices, adjacency.data, pair, both)
-        out += [np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])]
+        x_out, y_out = np.empty(n), np.empty(n)
+        k.pair_products(indptr, indices, adjacency.data, np.ascontiguousarray(vectors[first], np.float64),
+                        np.ascontiguousarray(vectors[first + 1], np.float64), x_out, y_out)
+        out += [x_out, y_out]
     if len(vectors) % 2:
         out.append(matvec(adjacency, vectors[-1]))
     return out
