@@ -364,7 +364,7 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
     assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
-            "pair_products", "combine"} <= set(again)
+            "pair_products", "combine", "tie_entries"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
 
@@ -461,3 +461,32 @@ def test_chebyshev_step_given_the_product_is_the_compiled_step(monkeypatch):
         assert worst == results[0][0]
         np.testing.assert_array_equal(jacobi, results[0][1])
         np.testing.assert_array_equal(following, results[0][2])
+
+
+def test_tie_entries_are_the_stable_sort_of_both_ends(monkeypatch):
+    rng = np.random.default_rng(15)
+    n, e = 30_000, kernels.PARALLEL_MIN_NNZ // 2 + 11
+    src = rng.integers(0, n, e).astype(np.int32)
+    dst = rng.integers(0, n, e).astype(np.int32)
+    rows = np.concatenate([src, dst])
+    expected = np.argsort(rows, kind="stable")
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+        order, indptr, cols, where = kernels.tie_entries(src, dst, n)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(order, expected)
+        np.testing.assert_array_equal(np.diff(indptr), np.bincount(rows, minlength=n))
+        np.testing.assert_array_equal(cols, np.concatenate([dst, src])[expected])
+        np.testing.assert_array_equal(order[where], np.arange(2 * e))
+        assert where.dtype == cols.dtype == np.int32  # as before: positions fit in int32
+
+
+def test_inverse_permutation_compiled_and_plain(monkeypatch):
+    order = np.random.default_rng(16).permutation(kernels.PARALLEL_MIN_NNZ + 3).astype(np.int32)
+    compiled = kernels.inverse_permutation(order, np.int64)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+    plain = kernels.inverse_permutation(order, np.int64)
+    np.testing.assert_array_equal(compiled, plain)
+    np.testing.assert_array_equal(order[compiled], np.arange(order.size))
+    assert compiled.dtype == np.int64

@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, cut_and_fear, mark_neighbours, near_first, per_entry, ring_ties,
-                      row_sums, row_sums_of, split_keys, splits, stable_row_order, weight_dtype)
+from .kernels import (active_entries_of_rows, cut_and_fear, inverse_permutation, mark_neighbours, near_first, per_entry,
+                      ring_ties, row_sums, row_sums_of, split_keys, splits, tie_entries, weight_dtype)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -216,16 +216,13 @@ def _csr(src: np.ndarray, dst: np.ndarray, values, n: int) -> tuple[sp.csr_matri
     top of what the ties keep.
     """
     e = src.shape[0]
-    rows = np.concatenate([src, dst])
-    order, indptr = stable_row_order(rows, n)
-    del rows
-    cols = np.concatenate([dst, src])[order]
+    order, indptr, cols, where = tie_entries(src, dst, n)
     if splits(n):  # rows of large cities: near entries first, then far ones (kernels module docstring)
+        index = where.dtype
+        del where
         near_first(indptr, cols, order)
+        where = inverse_permutation(order, index)
     data = values(order)
-    index = np.int32 if 2 * e < 2**31 else np.int64
-    where = np.empty(2 * e, dtype=index)
-    where[order] = np.arange(2 * e, dtype=index)
     del order
     return sp.csr_matrix((data, cols, indptr), shape=(n, n), copy=False), where.reshape(2, e)
 
