@@ -364,7 +364,7 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
     assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
-            "pair_products", "combine", "tie_entries"} <= set(again)
+            "pair_products", "combine", "tie_entries", "own_points", "coupling_terms"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
 
@@ -490,3 +490,29 @@ def test_inverse_permutation_compiled_and_plain(monkeypatch):
     np.testing.assert_array_equal(compiled, plain)
     np.testing.assert_array_equal(order[compiled], np.arange(order.size))
     assert compiled.dtype == np.int64
+
+
+def test_own_points_and_coupling_terms_compiled_are_the_numpy_formulas(monkeypatch):
+    from socialcredit.scenario import Coupling
+    from socialcredit.scoring import coupled_score, own_points
+    rng = np.random.default_rng(17)
+    n = 70_000
+    assert kernels._fast_per_citizen(n) is not None
+    raw = rng.integers(-500_000, 500_000, n)    # milli-points: clipped at both ends below
+    extra = rng.integers(-50_000, 1, n)
+    a = _large_matrix(18, n)
+    a.data[rng.random(a.nnz) < 0.9] = 0.0        # many rows without an active tie
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+        p = own_points(raw, 1000, 600, 1300)
+        q = own_points(raw, 1000, 600, 1300, extra_milli=extra)
+        s, _ = coupled_score(q, a, Coupling(mode="neighbour_mean", kappa=0.3))
+        monkeypatch.undo()
+        results.append((p, q, s))
+    for x, y in zip(*results):
+        np.testing.assert_array_equal(x, y)
+    p, q, _ = results[0]
+    assert p.min() == 600 and p.max() == 1300 and (q <= p).all()
+    np.testing.assert_array_equal(q, np.clip(1000 + (raw + extra) / 1000, 600, 1300))

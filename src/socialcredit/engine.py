@@ -310,7 +310,7 @@ class Engine:
         scoring = sc.scoring
         bounds = (scoring.start, scoring.min, scoring.max)
         points_true = own_points(book.state_true, *bounds)
-        points = own_points(book.state_true + book.state_false, *bounds)
+        points = own_points(book.state_true, *bounds, extra_milli=book.state_false)
         strength = self.ties.weighted_degree()
         adjacency = self.ties.adjacency
         own = [points] + [own_points(book.side[s], scheme.start, scheme.min, scheme.max)

@@ -90,6 +90,24 @@ def _compile() -> SimpleNamespace | None:
             y_out[i] = second
 
     @njit(parallel=True, cache=True, nogil=True)
+    def coupling_terms(points, strength, kappa, base, coef):  # pragma: no cover - compiled
+        for i in prange(points.size):
+            if strength[i] > 0:
+                coef[i] = kappa * (1.0 / strength[i])
+                base[i] = (1.0 - kappa) * points[i]
+            else:
+                coef[i] = kappa * 0.0
+                base[i] = points[i]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def own_points(raw, extra, start, low, high, milli, out):  # pragma: no cover - compiled
+        # extra is added to raw first (integer milli-points), or ignored when it is empty
+        with_extra = extra.size > 0
+        for i in prange(raw.size):
+            total = raw[i] + extra[i] if with_extra else raw[i]
+            out[i] = min(max(start + total / milli, low), high)
+
+    @njit(parallel=True, cache=True, nogil=True)
     def combine(product, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
         # the Chebyshev step's arithmetic once A current is known (as in the chebyshev kernel)
         worst = 0.0
@@ -479,7 +497,7 @@ def _compile() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
-    _kernels = SimpleNamespace(tie_entries=tie_entries, invert=invert, pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
+    _kernels = SimpleNamespace(coupling_terms=coupling_terms, own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
                                split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
                                matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
@@ -963,6 +981,33 @@ def inverse_permutation(order: np.ndarray, dtype: type) -> np.ndarray:
     else:
         k.invert(order, where)
     return where
+
+
+def coupling_terms(points: np.ndarray, strength: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``base, coef`` of the coupled score in one compiled pass where the city is large, else None.
+
+    As ``scoring.coupled_score`` computes them: ``coef = kappa / strength`` and
+    ``base = (1 - kappa) P`` for tied citizens, ``coef = 0`` and ``base = P``
+    for the others.
+    """
+    k = _fast_per_citizen(points.size)
+    if k is None:
+        return None
+    base, coef = np.empty(points.size), np.empty(points.size)
+    k.coupling_terms(points, strength, float(kappa), base, coef)
+    return base, coef
+
+
+def own_points(raw_milli: np.ndarray, extra_milli: np.ndarray | None, start: float, low: float, high: float,
+               milli: int) -> np.ndarray | None:
+    """``clip(start + (raw + extra) / milli, low, high)`` in one compiled pass where the city is large, else None."""
+    k = _fast_per_citizen(raw_milli.size)
+    if k is None:
+        return None
+    out = np.empty(raw_milli.size)
+    extra = np.empty(0, raw_milli.dtype) if extra_milli is None else extra_milli
+    k.own_points(raw_milli, extra, float(start), float(low), float(high), milli, out)
+    return out
 
 
 def compiled() -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
 from .kernels import chebyshev_step, matvec, row_sums
 from .scenario import Coupling, Grade
 
@@ -27,13 +28,20 @@ def to_milli(points: float) -> int:
     return int(round(points * MILLI))
 
 
-def own_points(raw_milli: np.ndarray, start: float, low: float, high: float) -> np.ndarray:
+def own_points(raw_milli: np.ndarray, start: float, low: float, high: float,
+               extra_milli: np.ndarray | None = None) -> np.ndarray:
     """``P = clip(P0 + sum of points in effect, P_min, P_max)``.
+
+    ``extra_milli`` (optional) is added to ``raw_milli`` first, as integers.
 
     >>> own_points(np.array([-5000, 300000]), 1000, 0, 1200).tolist()
     [995.0, 1200.0]
     """
-    return np.clip(start + raw_milli / MILLI, low, high)
+    compiled = kernels.own_points(raw_milli, extra_milli, start, low, high, MILLI)
+    if compiled is not None:
+        return compiled
+    total = raw_milli if extra_milli is None else raw_milli + extra_milli
+    return np.clip(start + total / MILLI, low, high)
 
 
 def needs_product(coupling: Coupling) -> bool:
@@ -80,12 +88,14 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
         return points.copy(), 0
     if strength is None:
         strength = row_sums(adjacency)
-    tied = strength > 0
-    inv = np.zeros_like(strength)
-    inv[tied] = 1.0 / strength[tied]
     # hot path: coef folds kappa and the row normalisation into one vector
-    coef = kappa * inv
-    base = np.where(tied, (1.0 - kappa) * points, points)
+    terms = kernels.coupling_terms(points, strength, kappa)
+    if terms is None:
+        tied = strength > 0
+        inv = np.zeros_like(strength)
+        inv[tied] = 1.0 / strength[tied]
+        terms = (np.where(tied, (1.0 - kappa) * points, points), kappa * inv)
+    base, coef = terms
     if coupling.mode == "neighbour_mean":
         return base + coef * (matvec(adjacency, points) if product is None else product), 1
     return _chebyshev(base, coef, adjacency, points, kappa, coupling.tolerance, product)
