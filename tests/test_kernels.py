@@ -516,3 +516,31 @@ def test_own_points_and_coupling_terms_compiled_are_the_numpy_formulas(monkeypat
     p, q, _ = results[0]
     assert p.min() == 600 and p.max() == 1300 and (q <= p).all()
     np.testing.assert_array_equal(q, np.clip(1000 + (raw + extra) / 1000, 600, 1300))
+
+
+def test_spill_over_and_active_ends_compiled_and_plain(monkeypatch):
+    rng = np.random.default_rng(19)
+    n, e = 50_000, kernels.PARALLEL_MIN_NNZ // 2 + 7
+    src = rng.integers(0, n, e).astype(np.int32)
+    dst = rng.integers(0, n, e).astype(np.int32)
+    active = rng.random(e) < 0.8
+    ids = np.sort(rng.choice(e, size=e - 100, replace=False))
+    mask = rng.random(n) < 0.01
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+        first, second = kernels.active_ends(ids, active, src, dst)
+        results.append((first, second, kernels.spill_over(first, second, mask)))
+        monkeypatch.undo()
+    for x, y in zip(*results):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == y.dtype
+    first, second, out = results[0]
+    keep = ids[active[ids]]
+    np.testing.assert_array_equal(first, src[keep])
+    expected = np.zeros(n, bool)
+    for a, b in zip(first, second):
+        expected[b] |= mask[a]
+        expected[a] |= mask[b]
+    np.testing.assert_array_equal(out, expected)

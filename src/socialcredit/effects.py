@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .lists import Listing
 from .scenario import Effect, Scenario
 
@@ -161,13 +162,9 @@ def spill_over(mask: np.ndarray, family: tuple[np.ndarray, np.ndarray] | None, n
     >>> spill_over(np.array([True, False, False]), (np.array([0]), np.array([1])), 3).tolist()
     [False, True, False]
     """
-    out = np.zeros(n, dtype=bool)
     if family is None:
-        return out
-    src, dst = family
-    out[dst[mask[src]]] = True
-    out[src[mask[dst]]] = True
-    return out
+        return np.zeros(n, dtype=bool)
+    return kernels.spill_over(family[0], family[1], mask)
 
 
 def condition_mask(scenario: Scenario, effect: Effect, grade: np.ndarray, listing: Listing,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
-from .kernels import add_ones, changed_rows, paired_products
+from .kernels import active_ends, add_ones, changed_rows, paired_products
 from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -387,8 +387,7 @@ class Engine:
             return None
         cut = int(self.ties.cuts_by_kind[self._family_kind])
         if self._family_ends is None or self._family_ends[0] != cut:
-            keep = self._family_ids[self.ties.active[self._family_ids]]
-            self._family_ends = (cut, self.ties.src[keep], self.ties.dst[keep])
+            self._family_ends = (cut, *active_ends(self._family_ids, self.ties.active, self.ties.src, self.ties.dst))
         return self._family_ends[1], self._family_ends[2]
 
 

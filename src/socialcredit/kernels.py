@@ -107,6 +107,28 @@ def _compile() -> SimpleNamespace | None:
             total = raw[i] + extra[i] if with_extra else raw[i]
             out[i] = min(max(start + total / milli, low), high)
 
+    @njit(cache=True, nogil=True)
+    def spill_over(src, dst, mask, out):  # pragma: no cover - compiled
+        for t in range(src.size):
+            if mask[src[t]]:
+                out[dst[t]] = True
+            if mask[dst[t]]:
+                out[src[t]] = True
+
+    @njit(cache=True, nogil=True)
+    def active_ends(ids, active, src, dst):  # pragma: no cover - compiled
+        kept = 0
+        for t in ids:
+            kept += active[t]
+        first, second = np.empty(kept, src.dtype), np.empty(kept, dst.dtype)
+        k = 0
+        for t in ids:
+            if active[t]:
+                first[k] = src[t]
+                second[k] = dst[t]
+                k += 1
+        return first, second
+
     @njit(parallel=True, cache=True, nogil=True)
     def combine(product, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
         # the Chebyshev step's arithmetic once A current is known (as in the chebyshev kernel)
@@ -497,7 +519,7 @@ def _compile() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
-    _kernels = SimpleNamespace(coupling_terms=coupling_terms, own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
+    _kernels = SimpleNamespace(spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms, own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
                                split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
                                matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
                                listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
@@ -1008,6 +1030,28 @@ def own_points(raw_milli: np.ndarray, extra_milli: np.ndarray | None, start: flo
     extra = np.empty(0, raw_milli.dtype) if extra_milli is None else extra_milli
     k.own_points(raw_milli, extra, float(start), float(low), float(high), milli, out)
     return out
+
+
+def spill_over(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Citizens with one of the ties ``(src, dst)`` to someone in ``mask`` (a member of ``mask`` only if tied
+    to another member)."""
+    out = np.zeros(mask.size, dtype=bool)
+    k = _fast(2 * src.size)
+    if k is not None:
+        k.spill_over(src, dst, mask, out)
+    else:
+        out[dst[mask[src]]] = True
+        out[src[mask[dst]]] = True
+    return out
+
+
+def active_ends(ids: np.ndarray, active: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two ends of the active ties among ``ids`` (ascending), in their order."""
+    k = _fast(2 * ids.size)
+    if k is not None:
+        return k.active_ends(ids, active, src, dst)
+    keep = ids[active[ids]]
+    return src[keep], dst[keep]
 
 
 def compiled() -> bool:
