@@ -15,16 +15,16 @@ CHILD = """
 import json, sys
 import socialcredit as sc
 from socialcredit import kernels
-s = sc.load_scenario(sys.argv[1], ["population.size=60000", "days=14"])
+s = sc.load_scenario(sys.argv[1], sys.argv[3:])
 r = sc.run(s, out=sys.argv[2], force=True)
 print(json.dumps({"compiled_used": kernels._kernels is not None, "nnz": r.engine.ties.adjacency.nnz}))
 """
 
 
-def _run(tmp_path, reference_path, numba: str):
+def _run(tmp_path, scenario_path, numba: str, overrides=("population.size=60000", "days=14")):
     env = dict(os.environ, SOCIALCREDIT_NUMBA=numba)
     out = tmp_path / f"run-{numba}"
-    done = subprocess.run([sys.executable, "-c", CHILD, str(reference_path), str(out)], env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(scenario_path), str(out), *overrides], env=env,
                           capture_output=True, text=True, check=True)
     info = json.loads(done.stdout.strip().splitlines()[-1])
     return info, json.loads((out / "manifest.json").read_text())["sha256"]
@@ -34,6 +34,16 @@ def test_compiled_and_scipy_paths_write_identical_runs(tmp_path, reference_path)
     compiled_info, compiled = _run(tmp_path, reference_path, "1")
     plain_info, plain = _run(tmp_path, reference_path, "0")
     assert compiled_info["nnz"] >= kernels.PARALLEL_MIN_NNZ  # large enough for the compiled path
+    assert compiled_info["compiled_used"] and not plain_info["compiled_used"]
+    assert compiled == plain
+
+
+def test_a_city_with_a_side_score_runs_to_the_same_bytes_compiled_and_plain(tmp_path, scenarios_dir):
+    """Rongcheng's side score shares the solver's first pass, and its per-citizen passes are compiled."""
+    overrides = ("population.size=70000", "days=28")
+    assert 70_000 * 8 >= kernels.PARALLEL_MIN_NNZ
+    compiled_info, compiled = _run(tmp_path, scenarios_dir / "rongcheng.toml", "1", overrides)
+    plain_info, plain = _run(tmp_path, scenarios_dir / "rongcheng.toml", "0", overrides)
     assert compiled_info["compiled_used"] and not plain_info["compiled_used"]
     assert compiled == plain
 
