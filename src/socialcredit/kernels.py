@@ -1,4 +1,10 @@
-"""Hot loops of the scoring step, compiled with Numba for large cities.
+"""Hot loops of the engine, compiled with Numba for large cities, each beside its numpy path.
+
+Most are the scoring step's (the solver's passes over the matrix, tie cutting,
+grades and lists, row sums); the others are the passes of the build (the CSR's
+counting sort, the ring lattice), of the acts (the search for acting citizens),
+of the effects (family spill-over) and of the run folder (ordered gathers) that
+numpy does slowly at millions of rows.
 
 Both paths give bit-identical results: every row is summed in CSR order,
 multiplied and added without fused multiply-add, exactly as scipy's
