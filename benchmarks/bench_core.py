@@ -4,6 +4,10 @@ Run from the repository root:
 
     python benchmarks/bench_core.py                 # reference (5 runs), acts stage, rongcheng (1 run)
     python benchmarks/bench_core.py --rongcheng 3   # three full Rongcheng runs
+    git worktree add /tmp/v040 dad6464 && \
+    python benchmarks/bench_core.py --reference 0 --acts 0 --rongcheng 5 --against /tmp/v040
+                                                    # 0.4.0 (commit dad6464) and this checkout, alternated;
+                                                    # both run this checkout's scenario files
 
 Each whole run is timed in a fresh subprocess (``wall``: interpreter start,
 imports, build, run and writing the run folder; ``run``: ``socialcredit.run``
@@ -32,8 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, sys, time, tempfile
 t0 = time.perf_counter()
+src = sys.argv[1]
+if src:  # another checkout's package, first on the path
+    sys.path.insert(0, src)
 import socialcredit as sc
-scenario = sc.load_scenario(sys.argv[1], sys.argv[2:])
+assert not src or sc.__file__.startswith(src), f"imported {sc.__file__}, not the package under {src}"
+scenario = sc.load_scenario(sys.argv[2], sys.argv[3:])
 estimate = sc.estimate_memory(scenario)["total"]
 with tempfile.TemporaryDirectory() as tmp:
     t1 = time.perf_counter()
@@ -49,13 +57,34 @@ print(json.dumps({"wall_s": wall, "run_s": run_s, "peak_bytes": hwm, "estimate_b
 """
 
 
-def whole_run(scenario: str, overrides: list[str], repeat: int) -> dict:
-    """Time ``repeat`` runs of a scenario, each in its own process."""
-    samples = []
+def _one_run(scenario: str, overrides: list[str], src: str = "") -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, src, scenario, *overrides], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def whole_run(scenario: str, overrides: list[str], repeat: int, against: Path | None = None) -> dict:
+    """Time ``repeat`` runs of a scenario, each in its own process.
+
+    With ``against`` (another checkout of the repository), its package runs the
+    same scenario in alternation with this one, run for run, so that both see
+    the same load on the machine; the figures of both and their ratio are returned.
+    """
+    if against is None:
+        return _summary(scenario, overrides, [_one_run(scenario, overrides) for _ in range(repeat)])
+    src = str((against / "src").resolve())
+    this, other = [], []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", CHILD, scenario, *overrides], cwd=ROOT,
-                             capture_output=True, text=True, check=True)
-        samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        other.append(_one_run(str(ROOT / scenario), overrides, src))
+        this.append(_one_run(scenario, overrides))
+    mine, theirs = _summary(scenario, overrides, this), _summary(scenario, overrides, other)
+    return {"this": mine, "against": {"checkout": str(against), **theirs},
+            "ratio_median_wall": theirs["median_wall_s"] / mine["median_wall_s"],
+            "ratio_min_wall": theirs["min_wall_s"] / mine["min_wall_s"]}
+
+
+def _summary(scenario: str, overrides: list[str], samples: list[dict]) -> dict:
+    repeat = len(samples)
     walls = [s["wall_s"] for s in samples]
     runs = [s["run_s"] for s in samples]
     peaks = [s["peak_bytes"] for s in samples]
@@ -107,17 +136,19 @@ def main() -> None:
     parser.add_argument("--rongcheng", type=int, default=1, help="full-size runs of rongcheng.toml (0: skip)")
     parser.add_argument("--acts", type=int, default=20, help="repeats of the act-sampler comparison (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout (e.g. from git worktree add): its whole runs alternate with this one's")
     args = parser.parse_args()
     report = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
                           "cpus": __import__("os").cpu_count()}}
     if args.reference:
-        report["reference"] = whole_run("scenarios/reference.toml", [], args.reference)
+        report["reference"] = whole_run("scenarios/reference.toml", [], args.reference, args.against)
         print(json.dumps(report["reference"], indent=2))
     if args.acts:
         report["acts"] = act_sampler(args.acts)
         print(json.dumps(report["acts"], indent=2))
     if args.rongcheng:
-        report["rongcheng"] = whole_run("scenarios/rongcheng.toml", [], args.rongcheng)
+        report["rongcheng"] = whole_run("scenarios/rongcheng.toml", [], args.rongcheng, args.against)
         print(json.dumps(report["rongcheng"], indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
