@@ -554,3 +554,27 @@ def test_spill_over_and_active_ends_compiled_and_plain(monkeypatch):
         expected[b] |= mask[a]
         expected[a] |= mask[b]
     np.testing.assert_array_equal(out, expected)
+
+
+def test_kernels_defined_in_the_background_are_the_ones_callers_get(monkeypatch):
+    """``prepare`` defines the kernels in a thread; a caller meanwhile waits instead of taking the numpy path."""
+    import threading
+    monkeypatch.setenv("SOCIALCREDIT_NUMBA", "1")
+    monkeypatch.setattr(kernels, "_kernels", None)
+    monkeypatch.setattr(kernels, "_tried", False)
+    started = threading.Event()
+    define = kernels._define
+
+    def slow_define():
+        started.set()
+        import time
+        time.sleep(0.3)  # still defining when the caller below asks
+        return define()
+
+    monkeypatch.setattr(kernels, "_define", slow_define)
+    kernels.prepare(10)  # too small a city: nothing starts
+    assert not started.wait(0.1)
+    kernels.prepare(kernels.PARALLEL_MIN_NNZ)
+    assert started.wait(5)
+    got = kernels._fast(kernels.PARALLEL_MIN_NNZ)
+    assert got is not None and got is kernels._kernels

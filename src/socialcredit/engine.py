@@ -21,6 +21,7 @@ import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
 from .kernels import active_ends, add_ones, changed_rows, paired_products
+from .kernels import prepare as prepare_kernels
 from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
@@ -101,6 +102,7 @@ class Engine:
         self.seed = scenario.seed if seed is None else seed
         if scenario.population.size >= LARGE_ARRAY_CITIZENS:
             keep_freed_memory()  # reuse the steps' large temporaries instead of zeroing fresh pages
+        prepare_kernels(scenario.population.size)  # Numba's import overlaps the build
         self.day = 0
         self.step_index = 0
         self.timings: dict[str, float] = {"build": 0.0, "acts": 0.0, "scoring": 0.0}

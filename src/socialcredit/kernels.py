@@ -32,6 +32,7 @@ numpy/scipy path (the tests compare the two).
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -54,6 +55,7 @@ BIN_ROWS = 2**16
 
 _kernels: SimpleNamespace | None = None
 _tried = False
+_defining = threading.Lock()
 
 
 def _compile() -> SimpleNamespace | None:
@@ -61,7 +63,28 @@ def _compile() -> SimpleNamespace | None:
     global _kernels, _tried
     if _tried:
         return _kernels
-    _tried = True
+    with _defining:  # a caller waits for a definition under way in the background
+        if not _tried:
+            _kernels = _define()
+            _tried = True
+    return _kernels
+
+
+def prepare(citizens: int) -> None:
+    """Import Numba and define the kernels in a background thread, if a city of this size will use them.
+
+    Importing Numba and defining the kernels takes about 0.45 s of Python; the
+    engine starts it before building a large city, whose numpy-heavy build
+    leaves the interpreter free much of the time. The first caller of a
+    kernel waits for it to finish. What the kernels compute does not change.
+    """
+    if citizens * 8 >= PARALLEL_MIN_NNZ and not _tried and os.environ.get("SOCIALCREDIT_NUMBA", "1") != "0":
+        # not a daemon: a process that ends early waits for the import rather than cutting it off
+        threading.Thread(target=_compile, name="socialcredit-kernels").start()
+
+
+def _define() -> SimpleNamespace | None:
+    """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
     if os.environ.get("SOCIALCREDIT_NUMBA", "1") == "0":
         return None
     try:
@@ -525,15 +548,16 @@ def _compile() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
-    _kernels = SimpleNamespace(spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms, own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products, combine=combine, search_ascending=search_ascending, gather=gather, scatter_per_tie=scatter_per_tie, ring_ties=ring_ties,
-                               split_keys=split_keys, grades_and_lists=grades_and_lists, changed_rows=changed_rows,
-                               matvec=matvec, chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums,
-                               listed_rows=listed_rows, mark_neighbours=mark_neighbours, add_ones=add_ones,
-                               cut_and_fear=cut_and_fear,
-                               counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
-                               chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
-                               far_layout=far_layout, near_first=near_first)
-    return _kernels
+    return SimpleNamespace(spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms,
+                           own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products,
+                           combine=combine, search_ascending=search_ascending, gather=gather,
+                           scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys,
+                           grades_and_lists=grades_and_lists, changed_rows=changed_rows, matvec=matvec,
+                           chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums, listed_rows=listed_rows,
+                           mark_neighbours=mark_neighbours, add_ones=add_ones, cut_and_fear=cut_and_fear,
+                           counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
+                           chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
+                           far_layout=far_layout, near_first=near_first)
 
 
 def _fast(size: int) -> SimpleNamespace | None:
