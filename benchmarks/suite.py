@@ -79,9 +79,10 @@ def measure(out: Path, quick: bool) -> dict:
 def _cli_run(province: Path) -> None:
     """The 10^7-citizen city through the command line, keeping its run folder for explain and compare."""
     started = time.perf_counter()
-    cli = Path(sys.executable).with_name("socialcredit")
-    done = subprocess.run([str(cli), "run", "scenarios/reference.toml", "--out", str(province), "--force", "--quiet",
-                           *PROVINCE], cwd=ROOT, capture_output=True, text=True)
+    command = ["run", "scenarios/reference.toml", "--out", str(province), "--force", "--quiet", *PROVINCE]
+    # the console script's entry point, run by this interpreter (wherever the script itself was installed)
+    done = subprocess.run([sys.executable, "-c", "import sys; from socialcredit.cli import main; sys.exit(main())",
+                           *command], cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"socialcredit run (10^7 citizens) failed ({done.returncode}):\n{done.stderr[-3000:]}")
     print(f"  socialcredit run, 10^7 citizens: {time.perf_counter() - started:.0f} s", file=sys.stderr)
