@@ -70,6 +70,11 @@ def _compile() -> SimpleNamespace | None:
     return _kernels
 
 
+def _switched_off() -> bool:
+    """Whether ``SOCIALCREDIT_NUMBA=0`` asks for the numpy/scipy paths only."""
+    return os.environ.get("SOCIALCREDIT_NUMBA", "1") == "0"
+
+
 def prepare(citizens: int) -> None:
     """Import Numba and define the kernels in a background thread, if a city of this size will use them.
 
@@ -78,14 +83,14 @@ def prepare(citizens: int) -> None:
     leaves the interpreter free much of the time. The first caller of a
     kernel waits for it to finish. What the kernels compute does not change.
     """
-    if citizens * 8 >= PARALLEL_MIN_NNZ and not _tried and os.environ.get("SOCIALCREDIT_NUMBA", "1") != "0":
+    if _per_citizen_pays(citizens) and not _tried and not _switched_off():
         # not a daemon: a process that ends early waits for the import rather than cutting it off
         threading.Thread(target=_compile, name="socialcredit-kernels").start()
 
 
 def _define() -> SimpleNamespace | None:
     """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
-    if os.environ.get("SOCIALCREDIT_NUMBA", "1") == "0":
+    if _switched_off():
         return None
     try:
         from numba import njit, prange
@@ -564,10 +569,15 @@ def _fast(size: int) -> SimpleNamespace | None:
     return _compile() if size >= PARALLEL_MIN_NNZ else None
 
 
+def _per_citizen_pays(n: int) -> bool:
+    """Whether a pass over a few arrays per citizen pays to compile: as if each of ``n`` citizens had
+    eight stored entries."""
+    return n * 8 >= PARALLEL_MIN_NNZ
+
+
 def _fast_per_citizen(n: int) -> SimpleNamespace | None:
-    """The compiled kernels for a pass over a few arrays per citizen: where a city of ``n`` citizens is
-    large enough (as if it had eight stored entries each)."""
-    return _fast(n * 8)
+    """The compiled kernels for a pass over a few arrays per citizen, where the city is large enough."""
+    return _compile() if _per_citizen_pays(n) else None
 
 
 def _unsigned(indices: np.ndarray) -> np.ndarray:

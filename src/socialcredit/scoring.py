@@ -84,7 +84,7 @@ def coupled_score(points: np.ndarray, adjacency: sp.csr_matrix, coupling: Coupli
     [933.33, 866.67]
     """
     kappa = coupling.kappa
-    if coupling.mode == "none" or kappa == 0.0:
+    if not needs_product(coupling):
         return points.copy(), 0
     if strength is None:
         strength = row_sums(adjacency)
