@@ -377,6 +377,46 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
             "pair_products", "combine", "tie_entries", "own_points", "coupling_terms"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
+    # prepare() alone, in a fresh process, loads in the background every overload that run used, compiling none
+    done = subprocess.run([sys.executable, "-c", PRELOAD_CHILD], capture_output=True, text=True, check=True)
+    preloaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(again) <= {name for name, (hits, misses) in preloaded.items() if hits and not misses}
+    assert {name: misses for name, (_, misses) in preloaded.items() if misses} == {}
+
+
+PRELOAD_CHILD = """
+import json, threading
+from socialcredit import kernels
+kernels.prepare(70000)
+for thread in threading.enumerate():
+    if thread.name == "socialcredit-kernels":
+        thread.join()
+print(json.dumps({name: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
+                  for name, d in vars(kernels._kernels).items()}))
+"""
+
+
+def test_a_failed_preload_leaves_the_kernels_defined(monkeypatch):
+    """Numba's cache layout is not public: if reading it fails, the kernels still work (each loads on first call)."""
+    monkeypatch.setenv("SOCIALCREDIT_NUMBA", "1")
+    monkeypatch.setattr(kernels, "_kernels", None)
+    monkeypatch.setattr(kernels, "_tried", False)
+    calls = []
+
+    def broken(dispatcher):
+        calls.append(dispatcher)
+        raise AttributeError("_cache_file")
+
+    monkeypatch.setattr(kernels, "_load_cached", broken)
+    kernels._prepare(70_000)
+    assert len(calls) == 1  # gives up at the first failure
+    got = kernels._fast(kernels.PARALLEL_MIN_NNZ)
+    assert got is not None and got is kernels._kernels
+    x = np.arange(4.0)
+    indptr, indices = np.array([0, 1, 2, 3, 4], dtype=np.int32), np.array([1, 0, 3, 2], dtype=np.int32)
+    out = np.empty(4)
+    got.matvec(indptr, indices, np.ones(4), x, out)
+    np.testing.assert_array_equal(out, [1.0, 0.0, 3.0, 2.0])
 
 
 def test_take_is_fancy_indexing_for_every_column_type():

@@ -85,7 +85,45 @@ def prepare(citizens: int) -> None:
     """
     if _per_citizen_pays(citizens) and not _tried and not _switched_off():
         # not a daemon: a process that ends early waits for the import rather than cutting it off
-        threading.Thread(target=_compile, name="socialcredit-kernels").start()
+        threading.Thread(target=_prepare, args=(citizens,), name="socialcredit-kernels").start()
+
+
+#: The kernels only cities that sum near and far entries apart call (:func:`splits`).
+_SPLIT_ONLY = frozenset({"matvec_split", "chebyshev_split", "far_products", "far_sums", "far_count", "far_layout",
+                         "near_first", "invert"})
+#: The kernels the build calls: loaded first, since the build needs them first.
+_BUILD = ("tie_entries", "ring_ties", "counting_sort", "split_keys", "scatter_per_tie")
+
+
+def _prepare(citizens: int) -> None:
+    """Define the kernels, then load what Numba has cached of them (the background half of :func:`prepare`).
+
+    Loading an overload from Numba's disk cache would otherwise happen at the
+    kernel's first call, on the engine's thread: about 0.3 s for the first
+    (Numba sets up its registries) and 5-10 ms for each of the others. Only
+    overloads cached by this machine for this source are loaded, so what a
+    call runs is what it would have loaded itself. The lock is not held while
+    loading: a caller that arrives first loads its overload itself, under
+    Numba's compiler lock.
+    """
+    k = _compile()
+    if k is None:
+        return
+    names = [name for name in _BUILD + tuple(vars(k)) if splits(citizens) or name not in _SPLIT_ONLY]
+    for name in dict.fromkeys(names):
+        try:
+            _load_cached(getattr(k, name))
+        except Exception:  # noqa: BLE001 - Numba's cache layout is not public; a failed preload costs nothing
+            return
+
+
+def _load_cached(dispatcher) -> None:
+    """Load every overload of ``dispatcher`` that Numba's disk cache holds for this machine."""
+    cache, codegen = dispatcher._cache, dispatcher.targetctx.codegen()
+    for key in cache._cache_file._load_index():
+        # the whole key (signature, machine, bytecode) matches: compile() will load this overload, not build it
+        if key[0] not in dispatcher.overloads and key == cache._index_key(key[0], codegen):
+            dispatcher.compile(key[0])
 
 
 def _define() -> SimpleNamespace | None:
