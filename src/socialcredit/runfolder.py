@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .columns import categorical, column, table
 from .errors import RunFolderError
 from .kernels import stable_row_order, take
 from .lists import CAUSES
@@ -38,12 +39,8 @@ ROW_GROUP = 1 << 17  # rows per Parquet row group: small enough for filters to s
 SEQUENTIAL_WRITE_ROWS = 20_000_000  # ties + records above which tables are written one at a time
 
 
-def _categorical(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names, pa.string()))
-
-
 def _nullable(values: np.ndarray) -> pa.Array:
-    return pa.array(values, mask=values < 0)
+    return column(values, null=values < 0)
 
 
 def build_tables(engine: Engine) -> dict[str, pa.Table]:
@@ -66,8 +63,18 @@ def _by_citizen(citizen: np.ndarray, n: int) -> np.ndarray:
 
 def _metrics_table(engine: Engine) -> pa.Table:
     if not engine.metrics:
-        return pa.table({"step": pa.array([], pa.int64())})
-    return pa.Table.from_pylist(engine.metrics)
+        return table({"step": np.empty(0, np.int64)})
+    # column by column: the int64 and double columns pa.Table.from_pylist would infer
+    rows = engine.metrics
+    return table({name: np.array([row[name] for row in rows], dtype=_metric_dtype(value))
+                  for name, value in rows[0].items()})
+
+
+def _metric_dtype(value: float | int) -> type:
+    """The numpy type of a metrics column, from one of its values."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"metrics values are ints or floats, not {type(value).__name__}")
+    return np.int64 if isinstance(value, int) else np.float64
 
 
 def _citizens_table(engine: Engine) -> pa.Table:
@@ -82,14 +89,14 @@ def _citizens_table(engine: Engine) -> pa.Table:
     false_counts = np.bincount(who[is_false], minlength=n)
     del who, is_false
     citizens: dict[str, Any] = {
-        "citizen": pa.array(np.arange(n, dtype=np.int32)),
-        "group": _categorical(pop.group, sc.group_names),
+        "citizen": np.arange(n, dtype=np.int32),
+        "group": categorical(pop.group, sc.group_names),
         "points": st.points,
         "score": st.score,
-        "grade": _categorical(st.grade, grades),
+        "grade": categorical(st.grade, grades),
         "blacklisted": st.listing.black,
         "redlisted": st.listing.red,
-        "black_cause": _categorical(st.listing.cause, list(CAUSES)),
+        "black_cause": categorical(st.listing.cause, list(CAUSES)),
     }
     for k, nl in enumerate(sc.lists.named):
         citizens[f"list_{nl.name}"] = st.listing.named[k]
@@ -112,7 +119,7 @@ def _citizens_table(engine: Engine) -> pa.Table:
     citizens["privilege_days"] = privilege
     citizens["degree_start"] = engine.degree_start
     citizens["degree_end"] = ties.degree(active_only=True)
-    return pa.table(citizens)
+    return table(citizens)
 
 
 def _records_table(engine: Engine) -> pa.Table:
@@ -124,24 +131,24 @@ def _records_table(engine: Engine) -> pa.Table:
     types = ledger["type"].astype(np.int64)
     records = {
         "citizen": ledger["citizen"],
-        "type": _categorical(types, sc.type_names),
-        "agency": _categorical(engine.catalogue.agency_of[types], agencies),
+        "type": categorical(types, sc.type_names),
+        "agency": categorical(engine.catalogue.agency_of[types], agencies),
         "act_day": ledger["act_day"],
         "effective_day": ledger["effective_day"],
         "points": engine.catalogue.points_milli[0, types] / MILLI,
         "is_false": ledger["is_false"],
         "overturned_day": _nullable(ledger["overturned_day"]),
     }
-    return pa.table(records)
+    return table(records)
 
 
 def _ties_table(engine: Engine) -> pa.Table:
     sc = engine.scenario
     ties = engine.ties
-    return pa.table({
+    return table({
         "source": ties.src,
         "target": ties.dst,
-        "kind": _categorical(ties.kind, [k.name for k in sc.network.kinds]),
+        "kind": categorical(ties.kind, [k.name for k in sc.network.kinds]),
         "weight": ties.weight,
         "cut_day": _nullable(ties.cut_day),
     })
@@ -156,11 +163,11 @@ def _standing_table(engine: Engine) -> pa.Table:
     cols = [take(c, order) for c in cols]
     standing = {
         "citizen": cols[0], "step": cols[1], "day": cols[2], "points": cols[3], "score": cols[4],
-        "grade": _categorical(cols[5], grades),
+        "grade": categorical(cols[5], grades),
         "blacklisted": cols[6], "redlisted": cols[7],
-        "black_cause": _categorical(cols[8], list(CAUSES)),
+        "black_cause": categorical(cols[8], list(CAUSES)),
     }
-    return pa.table(standing)
+    return table(standing)
 
 
 def sha256(path: Path) -> str:
