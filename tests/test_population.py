@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from socialcredit.population import build_population
+from socialcredit.population import build_population, sorted_median
 from socialcredit.scenario import load_scenario
 
 
@@ -87,9 +87,29 @@ def test_select_and_groupby_against_pandas(reference):
         pop.groupby(values, "max")
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 4096, 4097])
+def test_sorted_median_is_numpys_median_bit_for_bit(size):
+    rng = np.random.default_rng(size)
+    for values in (rng.normal(1000, 30, size), np.round(rng.normal(1000, 3, size)),  # ties
+                   np.where(rng.random(size) < 0.6, 1000.0, rng.normal(990, 40, size)),
+                   rng.normal(0, 1, size) * 1e300, np.append(rng.random(size - 1), np.inf)):
+        assert sorted_median(values) == np.median(values)
+        assert sorted_median(values).hex() == float(np.median(values)).hex()
+
+
 def test_empty_group_gives_nan(make_tiny):
     sc = make_tiny({"population.size": 2, "population.groups": [
         {"name": "a", "share": 0.999999}, {"name": "b", "share": 0.000001}]})
     pop = build_population(sc, 0)
     assert pop.group_sizes.tolist() == [2, 0]
     assert np.isnan(pop.groupby(np.ones(2), "mean")[1])
+
+
+def test_propensities_drawn_in_threads_are_the_sequential_ones(reference, monkeypatch):
+    from socialcredit import population
+    monkeypatch.setattr(population, "PARALLEL_DRAW_MIN_CITIZENS", 10**9)
+    one = build_population(reference, 11)
+    monkeypatch.setattr(population, "PARALLEL_DRAW_MIN_CITIZENS", 0)
+    threaded = build_population(reference, 11)
+    assert one.base_rate.tobytes() == threaded.base_rate.tobytes()
+    np.testing.assert_array_equal(one.group, threaded.group)
