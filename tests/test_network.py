@@ -384,4 +384,5 @@ def test_weighted_degree_after_cuts_has_the_bits_of_a_fresh_sum(reference_path, 
     for day in range(3):
         ties.cut(np.flatnonzero(ties.active & (rng.random(ties.n_ties) < 0.1)), day)
         np.testing.assert_array_equal(ties.weighted_degree(), ties.adjacency @ np.ones(size))
+        assert ties.n_active == int(ties.active.sum()) == int((ties.cut_day < 0).sum())
     assert (ties.weighted_degree() <= before).all() and (ties.weighted_degree() < before).any()

@@ -301,7 +301,7 @@ class Engine:
         self.standing = new
         self.metrics.append(step_row(
             sc, self.population, self.step_index, t, t + 1 - sc.scoring.every_days, new.grade, new.listing,
-            new.score, new.points, self.daily, ties_cut, self.ties_cut_total, int(self.ties.active.sum()),
+            new.score, new.points, self.daily, ties_cut, self.ties_cut_total, self.ties.n_active,
             new.effects.applied_counts(), new.side_scores, iterations))
         self.step_index += 1
 

@@ -94,6 +94,11 @@ class Ties:
             self._cuts_by_kind = np.zeros(self.kind_weights.size, dtype=np.int64)
         return self._cuts_by_kind
 
+    @property
+    def n_active(self) -> int:
+        """How many ties are still active: every tie less those :meth:`cut` has cut (no tie is cut twice)."""
+        return self.n_ties - int(self.cuts_by_kind.sum())
+
     def cut(self, tie_ids: np.ndarray, day: int) -> None:
         """Cut ties (they stay cut): record the day and zero their weight."""
         self.cuts_by_kind[:] += np.bincount(self.kind[tie_ids], minlength=self.kind_weights.size)
