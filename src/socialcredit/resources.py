@@ -25,7 +25,7 @@ BYTES_PER_TIE_BUILDING = 35    # generator keys and CSR sort buffers (int32), fr
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
 BYTES_PER_FAR_ENTRY = 16       # split cities: a far entry's slot, its slot's row and its product
 BYTES_PER_SPLIT_CITIZEN = 16   # split cities: far entries before each row, each row's far sum
-OVERHEAD = 170 * 2**20         # interpreter, numpy, scipy, pyarrow
+OVERHEAD = 130 * 2**20         # interpreter, numpy, scipy, pyarrow (not pandas: writing a run never imports it)
 COMPILED_OVERHEAD = 120 * 2**20  # Numba and LLVM, loaded when the city is large enough for compiled kernels
 
 #: From this many citizens on, one float64 per citizen is more than 32 MiB: above that size glibc's
