@@ -37,6 +37,8 @@ def test_nulls_are_marked_as_pa_array_marks_them(size):
 def test_strided_and_non_numeric_inputs():
     values = np.arange(20, dtype=np.int64)[::3]  # not contiguous: copied first
     assert column(values).equals(pa.array(values))
+    swapped = np.arange(5, dtype=">i4")
+    assert column(swapped).equals(pa.array(np.arange(5, dtype=np.int32)))
     with pytest.raises(TypeError, match="1-d numeric or boolean"):
         column(np.zeros((2, 2)))
     with pytest.raises(TypeError, match="1-d numeric or boolean"):

@@ -26,6 +26,8 @@ def column(values: np.ndarray | pa.Array, null: np.ndarray | None = None) -> pa.
     values = np.ascontiguousarray(values)
     if values.ndim != 1 or values.dtype.kind not in "biuf":
         raise TypeError(f"a column is a 1-d numeric or boolean array, not {values.ndim}-d {values.dtype}")
+    if not values.dtype.isnative:  # Arrow buffers hold native byte order
+        values = values.astype(values.dtype.newbyteorder("="))
     validity, nulls = None, 0
     if null is not None:
         nulls = int(np.count_nonzero(null))
