@@ -618,3 +618,33 @@ def test_kernels_defined_in_the_background_are_the_ones_callers_get(monkeypatch)
     assert started.wait(5)
     got = kernels._fast(kernels.PARALLEL_MIN_NNZ)
     assert got is not None and got is kernels._kernels
+
+
+def test_add_where_adds_under_the_mask_only():
+    rng = np.random.default_rng(12)
+    shape = (3, kernels.PARALLEL_MIN_NNZ // 3 + 11)
+    mask = rng.random(shape) < 0.4
+    for dtype in (np.int32, np.int64):
+        target = rng.integers(0, 50, shape).astype(dtype)
+        expected = np.where(mask, target + 9, target).astype(dtype)
+        kernels.add_where(target, 9, mask)  # compiled: large enough
+        np.testing.assert_array_equal(target, expected)
+    small = np.zeros((2, 4), np.int32)
+    kernels.add_where(small, 3, np.eye(2, 4, dtype=bool))  # numpy
+    np.testing.assert_array_equal(small, 3 * np.eye(2, 4, dtype=np.int32))
+    strided = np.zeros((4, shape[1]), np.int32)[::2]  # not contiguous: numpy's path, same result
+    kernels.add_where(strided, 2, mask[:2])
+    np.testing.assert_array_equal(strided, 2 * mask[:2])
+
+
+def test_rows_summed_again_in_parallel_with_repeats_match_a_fresh_sum():
+    rng = np.random.default_rng(13)
+    n = kernels.PARALLEL_MIN_NNZ // 4
+    a = sp.random(n, n, density=8 / n, random_state=rng, format="csr")
+    out = kernels.row_sums(a)
+    a.data[rng.random(a.nnz) < 0.3] = 0.0
+    rows = rng.integers(0, n, 50_000)
+    rows = np.concatenate([rows, rows[:1000]])  # repeated rows, written by several threads
+    kernels.row_sums_of(a, rows, out)
+    fresh = kernels.row_sums(a)
+    np.testing.assert_array_equal(out[rows], fresh[rows])

@@ -51,7 +51,8 @@ def strings(names: Sequence[str]) -> pa.Array:
     encoded = [name.encode("utf-8") for name in names]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers)
 
 
 def table(columns: Mapping[str, np.ndarray | pa.Array]) -> pa.Table:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
-from .kernels import active_ends, add_ones, changed_rows, paired_products
+from .kernels import active_ends, add_ones, add_where, changed_rows, paired_products
 from .kernels import prepare as prepare_kernels
 from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
@@ -376,8 +376,7 @@ class Engine:
 
     def _count_effect_days(self, first: int, last: int) -> None:
         if last >= first and self.condition_days.size:
-            np.add(self.condition_days, np.int32(last - first + 1), out=self.condition_days,
-                   where=self.standing.effects.conditions)
+            add_where(self.condition_days, last - first + 1, self.standing.effects.conditions)
 
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Ends of the active family ties, when some effect spills over to family.

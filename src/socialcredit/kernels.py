@@ -419,13 +419,21 @@ def _define() -> SimpleNamespace | None:
                 if data[p] > 0:
                     out[indices[p]] = True
 
-    @njit(cache=True, nogil=True)
+    @njit(parallel=True, cache=True, nogil=True)
     def rows_sums(indptr, data, rows, out):  # pragma: no cover - compiled
-        for r in rows:
+        # a row listed twice is summed twice, each time to the same value, so the threads' writes agree
+        for j in prange(rows.size):
+            r = rows[j]
             acc = 0.0
             for p in range(indptr[r], indptr[r + 1]):
                 acc += data[p]
             out[r] = acc
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def add_where(target, value, mask):  # pragma: no cover - compiled
+        for i in prange(target.size):
+            if mask[i]:
+                target[i] += value
 
     @njit(cache=True, nogil=True)
     def add_ones(target, first, second):  # pragma: no cover - compiled
@@ -592,7 +600,8 @@ def _define() -> SimpleNamespace | None:
             out[t] = lo
 
     return SimpleNamespace(spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms,
-                           own_points=own_points, tie_entries=tie_entries, invert=invert, pair_products=pair_products,
+                           add_where=add_where, own_points=own_points, tie_entries=tie_entries, invert=invert,
+                           pair_products=pair_products,
                            combine=combine, search_ascending=search_ascending, gather=gather,
                            scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys,
                            grades_and_lists=grades_and_lists, changed_rows=changed_rows, matvec=matvec,
@@ -861,6 +870,15 @@ def row_sums_of(adjacency: sp.csr_matrix, rows: np.ndarray, out: np.ndarray) -> 
         k.rows_sums(_unsigned(adjacency.indptr), adjacency.data, rows.astype(np.int64), out)
     else:
         out[rows] = adjacency[rows] @ np.ones(adjacency.shape[1])
+
+
+def add_where(target: np.ndarray, value: int, mask: np.ndarray) -> None:
+    """``target[mask] += value`` in place, for an integer array and a boolean mask of its shape."""
+    k = _fast(target.size)
+    if k is not None and target.flags.c_contiguous and mask.flags.c_contiguous and target.shape == mask.shape:
+        k.add_where(target.reshape(-1), target.dtype.type(value), mask.reshape(-1))
+    else:
+        np.add(target, target.dtype.type(value), out=target, where=mask)
 
 
 def add_ones(target: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
