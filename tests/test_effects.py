@@ -296,3 +296,12 @@ def test_named_list_and_side_scheme_conditions(make_tiny):
     np.testing.assert_array_equal(applies[0], bad > 0)
     np.testing.assert_array_equal(applies[1], good > 0)
     assert eng.metrics[-1]["effect_visible"] == int((good > 0).sum())
+
+
+@pytest.mark.parametrize("grades", [1, 2, 5, 6])
+def test_a_grade_condition_is_the_gather_of_its_wanted_grades(grades):
+    from socialcredit.effects import _grade_in
+    grade = np.random.default_rng(grades).integers(0, grades, 2000).astype(np.int8)
+    for bits in range(2 ** grades):
+        wanted = np.array([(bits >> k) & 1 == 1 for k in range(grades)])
+        np.testing.assert_array_equal(_grade_in(grade, wanted), wanted[grade])
