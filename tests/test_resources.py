@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,44 @@ def test_engine_asks_for_it_only_for_large_cities(monkeypatch):
     monkeypatch.setattr(engine, "LARGE_ARRAY_CITIZENS", 100)
     engine.Engine(load_scenario("scenarios/reference.toml", ["population.size=200"]))
     assert calls == [1]
+
+
+def test_available_memory_agrees_with_psutil():
+    # the figure read from /proc/meminfo is psutil's (both move with the machine, so within 5 %)
+    import psutil
+
+    from socialcredit.resources import available_memory
+
+    ours, theirs = available_memory(), float(psutil.virtual_memory().available)
+    assert ours > 0 and abs(ours - theirs) <= 0.05 * theirs
+
+
+def test_available_memory_falls_back_to_psutil(monkeypatch):
+    import builtins
+
+    import psutil
+
+    from socialcredit import resources
+
+    real_open = builtins.open
+
+    def no_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_meminfo)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("vm", (), {"available": 12345})())
+    assert resources.available_memory() == 12345.0
+
+
+def test_a_run_does_not_import_psutil(tmp_path):
+    # its import costs tens of milliseconds of every run; a run needs it for nothing
+    code = (
+        "import sys, socialcredit as sc\n"
+        f"sc.run('scenarios/reference.toml', out={str(tmp_path / 'run')!r}, force=True)\n"
+        "print('psutil' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split()[-1] == "False"

@@ -11,7 +11,6 @@ import ctypes
 import sys
 
 import numpy as np
-import psutil
 
 from .effects import multiplier_sharing
 from .errors import ResourceError
@@ -110,10 +109,28 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
     return parts
 
 
+def available_memory() -> float:
+    """Bytes of memory available to a new run (``psutil.virtual_memory().available``).
+
+    On Linux read straight from ``MemAvailable`` in ``/proc/meminfo``, the figure psutil reports
+    there, which spares every run psutil's import (35-50 ms).
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    import psutil
+
+    return float(psutil.virtual_memory().available)
+
+
 def check_memory(scenario: Scenario, limit_bytes: float | None = None) -> dict[str, float]:
     """Refuse a run that would not fit: raise :class:`ResourceError` with the estimate."""
     est = estimate_memory(scenario)
-    available = float(limit_bytes) if limit_bytes is not None else float(psutil.virtual_memory().available)
+    available = float(limit_bytes) if limit_bytes is not None else available_memory()
     if est["total"] > available:
         gib = 2.0**30
         raise ResourceError(

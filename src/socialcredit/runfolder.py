@@ -244,9 +244,9 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
 
 def _remove_stale_partials(out: Path) -> None:
     """Remove hidden partial folders of this destination left by killed runs."""
-    import psutil
-
     for leftover in out.parent.glob(f".{out.name}.partial-*"):
+        import psutil  # only where something was left: its import is tens of milliseconds
+
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)

@@ -579,12 +579,10 @@ def _diff_paths(a: Any, b: Any, prefix: str) -> list[str]:
 
 
 def _check_memory(scenario: Scenario, n_workers: int) -> None:
-    import psutil
-
-    from .resources import estimate_memory
+    from .resources import available_memory, estimate_memory
 
     need = estimate_memory(scenario)["total"] * n_workers
-    available = float(psutil.virtual_memory().available)
+    available = available_memory()
     if need > available:
         gib = 2.0**30
         raise ResourceError(f"{n_workers} concurrent runs of the largest cell need about {need / gib:.1f} GiB but only "
