@@ -59,6 +59,27 @@ def test_tables_readable_by_pandas_polars_duckdb(small_reference_run, table):
     assert arrow.num_rows > 0
 
 
+def test_column_encodings_are_the_chosen_ones_and_read_back_plain(small_reference_run):
+    # few-valued numbers in dictionary pages, near-random ones uncompressed; readers see plain types
+    def chunk(table, column):
+        meta = pq.ParquetFile(small_reference_run.path / f"{table}.parquet").metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        return meta.row_group(0).column(names.index(column))
+
+    assert "RLE_DICTIONARY" in chunk("ties", "weight").encodings
+    assert "RLE_DICTIONARY" in chunk("records", "effective_day").encodings
+    assert "RLE_DICTIONARY" not in chunk("ties", "source").encodings
+    assert chunk("ties", "target").compression == "UNCOMPRESSED"
+    assert chunk("standing", "score").compression == "UNCOMPRESSED"
+    assert chunk("citizens", "score").compression == "UNCOMPRESSED"
+    assert chunk("citizens", "points").compression == chunk("ties", "source").compression == "ZSTD"
+    ties = read_table(small_reference_run.path, "ties")
+    assert str(ties.schema.field("weight").type) in ("float", "double")
+    assert str(ties.schema.field("cut_day").type) == "int32"
+    engine = small_reference_run.engine
+    np.testing.assert_array_equal(ties["weight"].to_numpy(), engine.ties.weight)
+
+
 def test_table_contents_agree_with_the_engine(small_reference_run):
     eng = small_reference_run.engine
     run = small_reference_run.path
