@@ -53,8 +53,13 @@ FAR_DISTANCE = 2**15
 #: Far products are gathered in blocks of this many rows.
 BIN_ROWS = 2**16
 
+#: The solver's passes prefetch the neighbour's value this many stored entries ahead of the one they add.
+PREFETCH_AHEAD = 64
+
 _kernels: SimpleNamespace | None = None
 _tried = False
+#: ``intrinsics.prefetch`` once Numba is imported: a global, so that kernels calling it stay cacheable.
+_prefetch = None
 _defining = threading.Lock()
 
 
@@ -130,16 +135,23 @@ def _define() -> SimpleNamespace | None:
     """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
     if _switched_off():
         return None
+    global _prefetch
     try:
         from numba import njit, prange
+
+        from .intrinsics import prefetch
     except ImportError:  # pragma: no cover - numba is a dependency
         return None
+    _prefetch = prefetch
+    ahead = PREFETCH_AHEAD
 
     @njit(parallel=True, cache=True, nogil=True)
     def matvec(indptr, indices, data, x, out):  # pragma: no cover - compiled
+        last = indices.size - 1
         for i in prange(indptr.size - 1):
             acc = 0.0
             for p in range(indptr[i], indptr[i + 1]):
+                _prefetch(x, indices[min(p + ahead, last)])
                 acc += data[p] * x[indices[p]]
             out[i] = acc
 
@@ -151,10 +163,12 @@ def _define() -> SimpleNamespace | None:
         for i in prange(n):
             pair[i, 0] = x[i]
             pair[i, 1] = y[i]
+        last = indices.size - 1
         for i in prange(n):
             first = 0.0
             second = 0.0
             for p in range(indptr[i], indptr[i + 1]):
+                _prefetch(pair, 2 * np.int64(indices[min(p + ahead, last)]))
                 j = indices[p]
                 first += data[p] * pair[j, 0]
                 second += data[p] * pair[j, 1]
@@ -214,10 +228,13 @@ def _define() -> SimpleNamespace | None:
 
     @njit(parallel=True, cache=True, nogil=True)
     def chebyshev(indptr, indices, data, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
+        # each gather's cache line is asked for `ahead` entries before it is read (intrinsics.prefetch)
         worst = 0.0
+        last = indices.size - 1
         for i in prange(indptr.size - 1):
             acc = 0.0
             for p in range(indptr[i], indptr[i + 1]):
+                _prefetch(current, indices[min(p + ahead, last)])
                 acc += data[p] * current[indices[p]]
             value = base[i] + coef[i] * acc
             jacobi[i] = value
