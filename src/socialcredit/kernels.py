@@ -489,7 +489,15 @@ def _define() -> SimpleNamespace | None:
             order[p] = k
             cols[p] = dst[k]
             where[k] = p
+        # the ties come ordered by src, so only this pass writes all over the arrays: each row's next
+        # slot is prefetched two steps ahead (its fill counter, then the slot the counter points at)
         for k in range(e):
+            if k + 2 * ahead < e:
+                _prefetch(fill, dst[k + 2 * ahead])
+            if k + ahead < e:
+                q = fill[dst[k + ahead]]
+                _prefetch(order, q)
+                _prefetch(cols, q)
             p = fill[dst[k]]
             fill[dst[k]] = p + 1
             order[p] = e + k
@@ -589,7 +597,9 @@ def _define() -> SimpleNamespace | None:
 
     @njit(parallel=True, cache=True, nogil=True)
     def gather(values, order, out):  # pragma: no cover - compiled
+        last = order.size - 1
         for i in prange(order.size):
+            _prefetch(values, order[min(i + ahead, last)])
             out[i] = values[order[i]]
 
     @njit(cache=True, nogil=True)
