@@ -397,6 +397,15 @@ def _define() -> SimpleNamespace | None:
         buffer = np.empty(start[m], dtype=np.int64)
         counts = np.zeros(m, dtype=np.int64)
         for j in prange(m):
+            # the rows are scattered: the start of a later row is prefetched (its pointer first)
+            if j + 16 < m:
+                _prefetch(indptr, rows[j + 16])
+            if j + 8 < m:
+                ahead_start = indptr[rows[j + 8]]
+                _prefetch(indices, ahead_start)
+                _prefetch(data, ahead_start)
+                _prefetch(tie_of, ahead_start)
+                _prefetch(entry_kind, ahead_start)
             r = rows[j]
             k = start[j]
             for p in range(indptr[r], indptr[r + 1]):
@@ -439,7 +448,12 @@ def _define() -> SimpleNamespace | None:
     @njit(parallel=True, cache=True, nogil=True)
     def rows_sums(indptr, data, rows, out):  # pragma: no cover - compiled
         # a row listed twice is summed twice, each time to the same value, so the threads' writes agree
-        for j in prange(rows.size):
+        m = rows.size
+        for j in prange(m):
+            if j + 16 < m:  # scattered rows: a later row's pointer, then its weights, are prefetched
+                _prefetch(indptr, rows[j + 16])
+            if j + 8 < m:
+                _prefetch(data, indptr[rows[j + 8]])
             r = rows[j]
             acc = 0.0
             for p in range(indptr[r], indptr[r + 1]):
