@@ -271,6 +271,7 @@ def _define() -> SimpleNamespace | None:
         # a row's near entries lead it, its far ones follow; far[i] is row i's far sum. The step also
         # writes the far products of the next iterate (following) while the row is in cache.
         worst = 0.0
+        last_slot = tslot.size - 1
         for i in prange(indptr.size - 1):
             end = np.int64(indptr[i + 1])
             split = end - (far_start[i + 1] - far_start[i])
@@ -284,6 +285,7 @@ def _define() -> SimpleNamespace | None:
             following[i] = following_i
             first = far_start[i] - split
             for p in range(split, end):
+                _prefetch(vals, tslot[min(first + p + ahead, last_slot)])
                 vals[tslot[first + p]] = data[p] * following_i
         return worst
 
