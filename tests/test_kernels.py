@@ -648,3 +648,30 @@ def test_rows_summed_again_in_parallel_with_repeats_match_a_fresh_sum():
     kernels.row_sums_of(a, rows, out)
     fresh = kernels.row_sums(a)
     np.testing.assert_array_equal(out[rows], fresh[rows])
+
+
+def test_prefetch_reads_and_writes_nothing():
+    numba = pytest.importorskip("numba")
+    from socialcredit.intrinsics import prefetch
+
+    @numba.njit
+    def summed_with_hints(values, hints):
+        total = 0.0
+        for i in range(hints.size):
+            prefetch(values, hints[i])  # any position of the array, flat
+            total += values.flat[i]
+        return total
+
+    flat = np.arange(12.0)
+    grid = flat.reshape(6, 2).copy()
+    for hints in (np.array([11, 0, 5], dtype=np.int32), np.array([3, 7, 1, 2], dtype=np.int64)):
+        assert summed_with_hints(flat, hints) == flat[:hints.size].sum()
+        assert summed_with_hints(grid, hints) == flat[:hints.size].sum()
+    np.testing.assert_array_equal(flat, np.arange(12.0))
+
+    @numba.njit
+    def hint_a_number(x):
+        prefetch(x, 0)
+
+    with pytest.raises(numba.core.errors.TypingError):
+        hint_a_number(1.0)

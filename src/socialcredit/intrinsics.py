@@ -8,7 +8,9 @@ of entries before the loop reads it (LLVM's ``llvm.prefetch``). It reads and
 writes nothing a program can see, so results do not change by a bit.
 
 A kernel finds it as a module global of ``kernels``: Numba's disk cache never
-finds again a kernel that calls a compiled object held in a closure.
+finds again a kernel that calls a compiled object held in a closure. That
+cache is keyed by ``kernels.py``'s source, so a change to this module takes
+effect once ``kernels.py`` changes too (or the cache is cleared).
 """
 
 from __future__ import annotations
