@@ -53,8 +53,12 @@ FAR_DISTANCE = 2**15
 #: Far products are gathered in blocks of this many rows.
 BIN_ROWS = 2**16
 
-#: The solver's passes prefetch the neighbour's value this many stored entries ahead of the one they add.
+#: Passes that gather through an index (the solver's, the ordered gather, the tie-entry sort) prefetch
+#: the value this many positions ahead of the one they read.
 PREFETCH_AHEAD = 64
+#: Passes over scattered rows prefetch the first entries of the row this many rows ahead (and, twice as
+#: far ahead, the row's pointer).
+PREFETCH_ROWS_AHEAD = 8
 
 _kernels: SimpleNamespace | None = None
 _tried = False
@@ -143,7 +147,7 @@ def _define() -> SimpleNamespace | None:
     except ImportError:  # pragma: no cover - numba is a dependency
         return None
     _prefetch = prefetch
-    ahead = PREFETCH_AHEAD
+    ahead, rows_ahead = PREFETCH_AHEAD, PREFETCH_ROWS_AHEAD
 
     @njit(parallel=True, cache=True, nogil=True)
     def matvec(indptr, indices, data, x, out):  # pragma: no cover - compiled
@@ -400,10 +404,10 @@ def _define() -> SimpleNamespace | None:
         counts = np.zeros(m, dtype=np.int64)
         for j in prange(m):
             # the rows are scattered: the start of a later row is prefetched (its pointer first)
-            if j + 16 < m:
-                _prefetch(indptr, rows[j + 16])
-            if j + 8 < m:
-                ahead_start = indptr[rows[j + 8]]
+            if j + 2 * rows_ahead < m:
+                _prefetch(indptr, rows[j + 2 * rows_ahead])
+            if j + rows_ahead < m:
+                ahead_start = indptr[rows[j + rows_ahead]]
                 _prefetch(indices, ahead_start)
                 _prefetch(data, ahead_start)
                 _prefetch(tie_of, ahead_start)
@@ -452,10 +456,10 @@ def _define() -> SimpleNamespace | None:
         # a row listed twice is summed twice, each time to the same value, so the threads' writes agree
         m = rows.size
         for j in prange(m):
-            if j + 16 < m:  # scattered rows: a later row's pointer, then its weights, are prefetched
-                _prefetch(indptr, rows[j + 16])
-            if j + 8 < m:
-                _prefetch(data, indptr[rows[j + 8]])
+            if j + 2 * rows_ahead < m:  # scattered rows: a later row's pointer, then its weights, are prefetched
+                _prefetch(indptr, rows[j + 2 * rows_ahead])
+            if j + rows_ahead < m:
+                _prefetch(data, indptr[rows[j + rows_ahead]])
             r = rows[j]
             acc = 0.0
             for p in range(indptr[r], indptr[r + 1]):

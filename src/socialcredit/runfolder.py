@@ -41,10 +41,11 @@ SEQUENTIAL_WRITE_ROWS = 20_000_000  # ties + records above which tables are writ
 # Dictionary pages also for numeric columns of few distinct values (a weight per kind, days, points per
 # record type): faster to write and smaller. No compression for columns of near-random bits (scores,
 # the other end of each tie), where zstd saves 10-30 % of their size for a third of the write.
-# Measured on Rongcheng's tables (one thread): 2.47 s -> 2.01 s, 80 -> 84 MB.
+# Measured on Rongcheng's tables (one thread): 2.47 s -> 2.01 s, 80 -> 84 MB. A name also stands for
+# its family of columns "<name>_...": the citizens' "score" covers each scheme's "score_<scheme>".
 DICTIONARY_COLUMNS = {"ties": {"weight", "cut_day"}, "records": {"act_day", "effective_day", "points"},
                       "standing": {"step", "day", "points"}}
-UNCOMPRESSED_COLUMNS = {"ties": {"target"}, "standing": {"score"}}
+UNCOMPRESSED_COLUMNS = {"ties": {"target"}, "standing": {"score"}, "citizens": {"score"}}
 
 
 def _nullable(values: np.ndarray) -> pa.Array:
@@ -183,13 +184,17 @@ def write_table(table: pa.Table, path: Path, name: str) -> None:
     # dictionary pages for categorical and few-valued columns only: for ids and scores they cost time
     # and, on ids in order, space (the ties table of 20 M rows: 2.1x faster, half the size)
     dictionary = [f.name for f in table.schema
-                  if pa.types.is_dictionary(f.type) or f.name in DICTIONARY_COLUMNS.get(name, ())]
-    plain = {f.name for f in table.schema if f.name in UNCOMPRESSED_COLUMNS.get(name, ())
-             or (name == "citizens" and f.name.startswith("score"))}  # the score and each scheme's
+                  if pa.types.is_dictionary(f.type) or _listed(f.name, DICTIONARY_COLUMNS.get(name, ()))]
+    plain = {c for c in table.column_names if _listed(c, UNCOMPRESSED_COLUMNS.get(name, ()))}
     compression = {c: "none" if c in plain else "zstd" for c in table.column_names}
     levels = {c: 1 for c in table.column_names if c not in plain}
     pq.write_table(table, path, compression=compression, compression_level=levels or None,
                    row_group_size=ROW_GROUP, use_dictionary=dictionary)
+
+
+def _listed(column: str, names) -> bool:
+    """Whether ``column`` is one of ``names`` or of a family ``<name>_...`` of one of them."""
+    return any(column == n or column.startswith(n + "_") for n in names)
 
 
 def sha256(path: Path) -> str:
@@ -262,9 +267,12 @@ def write_run(engine: Engine, out: Path, force: bool = False, extra: dict[str, A
 
 def _remove_stale_partials(out: Path) -> None:
     """Remove hidden partial folders of this destination left by killed runs."""
-    for leftover in out.parent.glob(f".{out.name}.partial-*"):
-        import psutil  # only where something was left: its import is tens of milliseconds
+    leftovers = list(out.parent.glob(f".{out.name}.partial-*"))
+    if not leftovers:
+        return
+    import psutil  # only where something was left: its import is tens of milliseconds
 
+    for leftover in leftovers:
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
