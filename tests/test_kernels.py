@@ -21,6 +21,15 @@ print(json.dumps({"compiled_used": kernels._kernels is not None, "nnz": r.engine
 """
 
 
+@pytest.fixture(autouse=True)
+def _paths_by_size_only():
+    """These tests choose a path by the size thresholds: small cities do not reuse kernels loaded by others."""
+    saved = kernels.REUSE_LOADED
+    kernels.REUSE_LOADED = False
+    yield
+    kernels.REUSE_LOADED = saved
+
+
 def _run(tmp_path, scenario_path, numba: str, overrides=("population.size=60000", "days=14")):
     env = dict(os.environ, SOCIALCREDIT_NUMBA=numba)
     out = tmp_path / f"run-{numba}"
@@ -373,8 +382,8 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
 
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
-    assert {"chebyshev", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
-            "pair_products", "combine", "tie_entries", "own_points", "coupling_terms"} <= set(again)
+    assert {"solve_parallel", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
+            "pair_products", "tie_entries", "own_points", "coupling_terms"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
     # prepare() alone, in a fresh process, loads in the background every overload that run used, compiling none
@@ -675,3 +684,41 @@ def test_prefetch_reads_and_writes_nothing():
 
     with pytest.raises(numba.core.errors.TypingError):
         hint_a_number(1.0)
+
+
+@pytest.mark.parametrize("n", [3_000, 40_000])
+def test_the_compiled_solve_is_the_step_by_step_loop(monkeypatch, n):
+    """One compiled call runs scoring's Chebyshev loop: the same iterations and the same bits, serial or threaded."""
+    from socialcredit import scoring
+    from socialcredit.scenario import Coupling
+    rng = np.random.default_rng(21)
+    entries = 8 * n if n < 10_000 else kernels.PARALLEL_MIN_NNZ + 1000
+    a = sp.csr_matrix((rng.choice([0.0, 0.5, 1.0, 2.0], entries), (rng.integers(0, n, entries),
+                       rng.integers(0, n, entries))), shape=(n, n))
+    a = (a + a.T).tocsr()
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    assert kernels.load()
+    points = rng.random(n) * 1200
+    for coupling in (Coupling(kappa=0.5, tolerance=1e-6), Coupling(kappa=0.3, tolerance=1e-4)):
+        for product in (None, kernels.matvec(a, points)):
+            solved, iterations = scoring.coupled_score(points, a, coupling, product=product)
+            with monkeypatch.context() as m:
+                m.setattr(kernels, "chebyshev_solve", lambda *args: None)
+                looped, loop_iterations = scoring.coupled_score(points, a, coupling, product=product)
+            np.testing.assert_array_equal(solved, looped)
+            assert iterations == loop_iterations > 3
+    assert kernels.chebyshev_solve(a, points, points, points, 0.25, 1e-3, None) is not None  # it did run
+
+
+def test_a_small_city_runs_to_the_same_bytes_with_the_kernels_loaded(reference_path, monkeypatch, tmp_path):
+    """Once a process has loaded the kernels, small cities use them too, and write the same run."""
+    import socialcredit as sc
+    s = sc.load_scenario(reference_path, ["population.size=2000", "days=56"])
+    assert 2 * 2000 * 10 < kernels.PARALLEL_MIN_NNZ  # far below the size that imports Numba by itself
+    digests = {}
+    for reuse in (False, True):
+        monkeypatch.setattr(kernels, "REUSE_LOADED", reuse)
+        assert (kernels._fast(1) is not None) == (reuse and kernels.load())
+        sc.run(s, out=tmp_path / str(reuse))
+        digests[reuse] = json.loads((tmp_path / str(reuse) / "manifest.json").read_text())["sha256"]
+    assert digests[True] == digests[False]

@@ -246,6 +246,46 @@ def _define() -> SimpleNamespace | None:
             following[i] = omega * (value - previous[i]) + previous[i]
         return worst
 
+    def solve(indptr, indices, data, start, base, coef, rho2, bound, product, jacobi, spare):  # pragma: no cover
+        # scoring._chebyshev's loop in one call: the same steps, omegas and buffer rotation, so the same
+        # bits; `product` (A start) stands in for the first pass where it has rows. spare: 3 buffers.
+        n = start.size
+        last = indices.size - 1
+        previous, current, following = start, start, spare[0]
+        fresh = 1  # spare buffers not yet in the rotation
+        omega = 1.0
+        for iteration in range(1, 10_000):
+            worst = 0.0
+            if iteration == 1 and product.size == n:
+                for i in prange(n):
+                    value = base[i] + coef[i] * product[i]
+                    jacobi[i] = value
+                    worst = max(worst, abs(value - current[i]))
+                    following[i] = omega * (value - previous[i]) + previous[i]
+            else:
+                for i in prange(n):
+                    acc = 0.0
+                    for p in range(indptr[i], indptr[i + 1]):
+                        _prefetch(current, indices[min(p + ahead, last)])
+                        acc += data[p] * current[indices[p]]
+                    value = base[i] + coef[i] * acc
+                    jacobi[i] = value
+                    worst = max(worst, abs(value - current[i]))
+                    following[i] = omega * (value - previous[i]) + previous[i]
+            if worst < bound:
+                return iteration, jacobi
+            omega = 2.0 / (2.0 - rho2) if iteration == 1 else 1.0 / (1.0 - rho2 * omega / 4.0)
+            if iteration <= 2:  # previous is still start: never written into
+                freed = spare[fresh]
+                fresh += 1
+            else:
+                freed = previous
+            previous, current, following = current, following, freed
+        return iteration, current
+
+    solve_parallel = njit(parallel=True, cache=True, nogil=True)(solve)
+    solve_serial = njit(cache=True, nogil=True)(solve)
+
     @njit(parallel=True, cache=True, nogil=True)
     def far_products(indptr, x, data, far_start, tslot, vals):  # pragma: no cover - compiled
         # row j's far entries are the tail of its row; entry (j, i) has the weight of (i, j),
@@ -657,11 +697,31 @@ def _define() -> SimpleNamespace | None:
                            mark_neighbours=mark_neighbours, add_ones=add_ones, cut_and_fear=cut_and_fear,
                            counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
                            chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
-                           far_layout=far_layout, near_first=near_first)
+                           far_layout=far_layout, near_first=near_first,
+                           solve_parallel=solve_parallel, solve_serial=solve_serial)
+
+
+def load() -> bool:
+    """Import Numba and define the kernels now, whatever the city's size; whether they are available.
+
+    Afterwards small cities use them too (:data:`REUSE_LOADED`): a process that
+    runs many small cities (a sweep's worker, a notebook, a benchmark) pays the
+    import once.
+    """
+    return _compile() is not None
+
+
+#: Whether cities too small to pay for importing Numba use the kernels once this process has loaded them
+#: anyway (a large city, or :func:`load`). The results are the same bits either way.
+REUSE_LOADED = True
+
+
+def _loaded() -> bool:
+    return REUSE_LOADED and _kernels is not None
 
 
 def _fast(size: int) -> SimpleNamespace | None:
-    return _compile() if size >= PARALLEL_MIN_NNZ else None
+    return _compile() if size >= PARALLEL_MIN_NNZ or _loaded() else None
 
 
 def _per_citizen_pays(n: int) -> bool:
@@ -672,7 +732,7 @@ def _per_citizen_pays(n: int) -> bool:
 
 def _fast_per_citizen(n: int) -> SimpleNamespace | None:
     """The compiled kernels for a pass over a few arrays per citizen, where the city is large enough."""
-    return _compile() if _per_citizen_pays(n) else None
+    return _compile() if _per_citizen_pays(n) or _loaded() else None
 
 
 def _unsigned(indices: np.ndarray) -> np.ndarray:
@@ -825,6 +885,25 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
                                  current, previous, base, coef, float(omega), jacobi, following))
     product = adjacency @ current if cache is None else _split_product(adjacency, cache, current)
     return _combine(product, current, previous, base, coef, omega, jacobi, following)
+
+
+def chebyshev_solve(adjacency: sp.csr_matrix, start: np.ndarray, base: np.ndarray, coef: np.ndarray, rho2: float,
+                    bound: float, product: np.ndarray | None) -> tuple[np.ndarray, int] | None:
+    """``scoring._chebyshev``'s whole loop in one compiled call, the same bits; None where it does not run.
+
+    Runs where the compiled kernels do and the city does not split: a small
+    city's solve is then a few hundred short passes, and calling each from
+    Python cost more than the pass itself.
+    """
+    k = _fast(adjacency.nnz)
+    if k is None or _split_cache(adjacency) is not None:
+        return None
+    solve = k.solve_parallel if adjacency.nnz >= PARALLEL_MIN_NNZ else k.solve_serial
+    jacobi, spare = np.empty_like(start), np.empty((3, start.size))
+    iterations, score = solve(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, start, base,
+                              coef, float(rho2), float(bound), np.empty(0) if product is None else product, jacobi,
+                              spare)
+    return score, int(iterations)
 
 
 def _combine(product: np.ndarray, current: np.ndarray, previous: np.ndarray, base: np.ndarray, coef: np.ndarray,

@@ -117,10 +117,13 @@ def _chebyshev(base: np.ndarray, coef: np.ndarray, adjacency: sp.csr_matrix, sta
     ``max |G(S) - S*| <= kappa r / (1 - kappa) < tolerance``.
     """
     rho2 = kappa * kappa
+    bound = tolerance * (1.0 - kappa) / kappa
+    solved = kernels.chebyshev_solve(adjacency, start, base, coef, rho2, bound, product)
+    if solved is not None:
+        return solved
     previous = start
     current = start
     omega = 1.0
-    bound = tolerance * (1.0 - kappa) / kappa
     # hot path: buffers rotate, so after the second step an iteration allocates nothing
     jacobi, following = np.empty_like(start), np.empty_like(start)
     for iteration in range(1, 10_000):

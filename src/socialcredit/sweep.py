@@ -296,8 +296,9 @@ def _run_pending(raw: dict, changes: list[dict], params: tuple, seeds: list[int]
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             schema = pa.schema([pa.field(n, t) for n, t in zip(names, types)])
+            several = len(pending) > n_workers  # a worker runs more than one city: loading the kernels pays
             futures = [
-                client.submit(_run_task, raw, changes[k], k, r, seeds[r], str(out), schema, rows[k], chaos,
+                client.submit(_run_task, raw, changes[k], k, r, seeds[r], str(out), schema, rows[k], chaos, several,
                               retries=2, pure=False, key=f"socialcredit-sweep-cell{k}-rep{r}-{os.urandom(4).hex()}")
                 for k, r in pending
             ]
@@ -318,10 +319,17 @@ def _run_pending(raw: dict, changes: list[dict], params: tuple, seeds: list[int]
 
 
 def _run_task(raw: dict, changes: dict, cell: int, replicate: int, seed: int, out: str, schema: pa.Schema,
-              labels: list, chaos: str | None) -> tuple[int, int]:
-    """One run, in a worker: build the scenario, run it, write its two files."""
+              labels: list, chaos: str | None, several: bool = False) -> tuple[int, int]:
+    """One run, in a worker: build the scenario, run it, write its two files.
+
+    ``several``: the worker is likely to run more cities, so it loads the
+    compiled kernels, which small cities then use as well (the same bits).
+    """
+    from . import kernels
     from .engine import Engine
 
+    if several:
+        kernels.load()
     engine = Engine(scenario_from_dict(raw, changes), seed=seed)
     engine.run()
     rows = engine.metrics
