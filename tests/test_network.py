@@ -237,7 +237,7 @@ def test_build_ties_kinds_weights_and_adjacency(reference_path):
         count = int((ties.kind == i).sum())
         assert abs(count - e * kind["share"]) <= 4 * np.sqrt(e * kind["share"] * (1 - kind["share"]))
         np.testing.assert_array_equal(ties.weight[ties.kind == i], kind["weight"])
-    dense = ties.adjacency.toarray()
+    dense = ties.adjacency.toarray().astype(np.float64)
     assert (dense == dense.T).all()
     assert np.count_nonzero(dense) == 2 * e
     np.testing.assert_array_equal(dense[ties.src, ties.dst], ties.weight)
@@ -249,7 +249,7 @@ def test_build_ties_kinds_weights_and_adjacency(reference_path):
     # cutting zeroes both directions, keeps the pattern, and the tie stays cut
     cut = np.arange(0, e, 7)
     ties.cut(cut, 13)
-    dense2 = ties.adjacency.toarray()
+    dense2 = ties.adjacency.toarray().astype(np.float64)
     assert (dense2[ties.src[cut], ties.dst[cut]] == 0).all() and (dense2[ties.dst[cut], ties.src[cut]] == 0).all()
     keep = np.setdiff1d(np.arange(e), cut)
     np.testing.assert_array_equal(dense2[ties.src[keep], ties.dst[keep]], ties.weight[keep])

@@ -64,7 +64,7 @@ def test_friedkin_johnsen_error_is_within_the_tolerance(kappa, tolerance):
     n = 300
     src, dst, weights, _ = _random_weighted_graph(n, 0.02, seed=11)
     ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
-    dense = ties.adjacency.toarray()
+    dense = ties.adjacency.toarray().astype(np.float64)
     for seed in range(3):
         points = np.random.default_rng(seed).uniform(0, 1200, size=n)
         score, _ = coupled_score(points, ties.adjacency, Coupling(kappa=kappa, tolerance=tolerance))
@@ -93,7 +93,7 @@ def test_friedkin_johnsen_on_engine_network(reference_path):
     from socialcredit.engine import Engine
 
     eng = Engine(load_scenario(reference_path, ["population.size=400"]))
-    dense = eng.ties.adjacency.toarray()
+    dense = eng.ties.adjacency.toarray().astype(np.float64)  # float32 where the kernels read it
     points = np.random.default_rng(3).uniform(500, 1200, size=400)
     score, _ = coupled_score(points, eng.ties.adjacency, eng.scenario.coupling)
     np.testing.assert_allclose(score, _closed_form(points, dense, 0.5), rtol=0, atol=1e-5)
@@ -104,7 +104,7 @@ def test_neighbour_mean_is_one_step(kappa):
     n = 200
     src, dst, weights, _ = _random_weighted_graph(n, 0.03, seed=11)
     ties = _wrap(src, dst, np.zeros(src.size, np.int8), np.ones(1), n, weight=weights)
-    dense = ties.adjacency.toarray()
+    dense = ties.adjacency.toarray().astype(np.float64)
     points = np.random.default_rng(12).uniform(0, 1200, size=n)
     score, _ = coupled_score(points, ties.adjacency, Coupling(mode="neighbour_mean", kappa=kappa))
     strength = dense.sum(axis=1)
@@ -200,7 +200,7 @@ def test_coupled_score_stays_within_neighbourhood_range(n, density, kappa, seed,
     points = rng.uniform(0, 1200, size=n)
     score, _ = coupled_score(points, ties.adjacency, Coupling(mode=mode, kappa=kappa, tolerance=1e-9))
     assert (score >= points.min() - 1e-6).all() and (score <= points.max() + 1e-6).all()
-    dense = ties.adjacency.toarray()
+    dense = ties.adjacency.toarray().astype(np.float64)
     if mode == "friedkin_johnsen":
         np.testing.assert_allclose(score, _closed_form(points, dense, kappa), atol=1e-6)
     # equal own points stay put, whatever the graph

@@ -25,8 +25,10 @@ so both still agree bit for bit.
 
 Numba is imported (and the kernels compiled, then cached
 on disk) only when a city is large enough to profit, so small runs and
-``import socialcredit`` stay quick. Set ``SOCIALCREDIT_NUMBA=0`` to force the
-numpy/scipy path (the tests compare the two).
+``import socialcredit`` stay quick. Once a process has loaded them (a large
+city, :func:`load`, or a sweep worker that runs several cities), small cities
+use them as well (:data:`REUSE_LOADED`). Set ``SOCIALCREDIT_NUMBA=0`` to force
+the numpy/scipy path (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -748,17 +750,18 @@ def _unsigned(indices: np.ndarray) -> np.ndarray:
 def weight_dtype(weights: np.ndarray, entries: int) -> type:
     """The dtype a matrix of ``entries`` stored entries keeps its weights in.
 
-    float32 when the matrix is large and float32 holds every weight exactly
-    (kind weights such as 2, 1 and 0.5; cut ties are 0): each product
-    ``w * x`` is then the same float64 as before, since a float32 widens to
-    float64 exactly, and a pass over the matrix reads 8 bytes an entry
-    instead of 12. Otherwise float64.
+    float32 when the compiled kernels will read the matrix (it is large, or
+    they are loaded anyway) and float32 holds every weight exactly (kind
+    weights such as 2, 1 and 0.5; cut ties are 0): each product ``w * x`` is
+    then the same float64 as before, since a float32 widens to float64
+    exactly, and a pass over the matrix reads 8 bytes an entry instead of 12.
+    Otherwise float64 (scipy's product would widen a float32 matrix on every call).
 
     >>> weight_dtype(np.array([2.0, 1.0, 0.5]), 10**6).__name__, weight_dtype(np.array([0.3]), 10**6).__name__
     ('float32', 'float64')
     """
     weights = np.asarray(weights, dtype=np.float64)
-    if entries >= COMPACT_WEIGHTS_MIN_NNZ and np.array_equal(weights.astype(np.float32).astype(np.float64), weights):
+    if (entries >= COMPACT_WEIGHTS_MIN_NNZ or _loaded()) and np.array_equal(weights.astype(np.float32).astype(np.float64), weights):
         return np.float32
     return np.float64
 
