@@ -151,15 +151,29 @@ def _define() -> SimpleNamespace | None:
     _prefetch = prefetch
     ahead, rows_ahead = PREFETCH_AHEAD, PREFETCH_ROWS_AHEAD
 
+    @njit(cache=True, nogil=True, inline="always")
+    def row_product(indptr, indices, data, x, i, last):  # pragma: no cover - compiled
+        # row i of A x, summed in CSR order; each gather's cache line is asked for `ahead` entries
+        # before it is read (intrinsics.prefetch)
+        acc = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            _prefetch(x, indices[min(p + ahead, last)])
+            acc += data[p] * x[indices[p]]
+        return acc
+
+    @njit(cache=True, nogil=True, inline="always")
+    def step_row(i, acc, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
+        # the Chebyshev step's arithmetic for row i once its product `acc` is known; returns the change
+        value = base[i] + coef[i] * acc
+        jacobi[i] = value
+        following[i] = omega * (value - previous[i]) + previous[i]
+        return abs(value - current[i])
+
     @njit(parallel=True, cache=True, nogil=True)
     def matvec(indptr, indices, data, x, out):  # pragma: no cover - compiled
         last = indices.size - 1
         for i in prange(indptr.size - 1):
-            acc = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                _prefetch(x, indices[min(p + ahead, last)])
-                acc += data[p] * x[indices[p]]
-            out[i] = acc
+            out[i] = row_product(indptr, indices, data, x, i, last)
 
     @njit(parallel=True, cache=True, nogil=True)
     def pair_products(indptr, indices, data, x, y, x_out, y_out):  # pragma: no cover - compiled
@@ -223,29 +237,19 @@ def _define() -> SimpleNamespace | None:
 
     @njit(parallel=True, cache=True, nogil=True)
     def combine(product, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
-        # the Chebyshev step's arithmetic once A current is known (as in the chebyshev kernel)
+        # the Chebyshev step once A current is known
         worst = 0.0
         for i in prange(product.size):
-            value = base[i] + coef[i] * product[i]
-            jacobi[i] = value
-            worst = max(worst, abs(value - current[i]))
-            following[i] = omega * (value - previous[i]) + previous[i]
+            worst = max(worst, step_row(i, product[i], current, previous, base, coef, omega, jacobi, following))
         return worst
 
     @njit(parallel=True, cache=True, nogil=True)
     def chebyshev(indptr, indices, data, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
-        # each gather's cache line is asked for `ahead` entries before it is read (intrinsics.prefetch)
         worst = 0.0
         last = indices.size - 1
         for i in prange(indptr.size - 1):
-            acc = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                _prefetch(current, indices[min(p + ahead, last)])
-                acc += data[p] * current[indices[p]]
-            value = base[i] + coef[i] * acc
-            jacobi[i] = value
-            worst = max(worst, abs(value - current[i]))
-            following[i] = omega * (value - previous[i]) + previous[i]
+            acc = row_product(indptr, indices, data, current, i, last)
+            worst = max(worst, step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
         return worst
 
     def solve(indptr, indices, data, start, base, coef, rho2, bound, product, jacobi, spare):  # pragma: no cover
@@ -260,20 +264,12 @@ def _define() -> SimpleNamespace | None:
             worst = 0.0
             if iteration == 1 and product.size == n:
                 for i in prange(n):
-                    value = base[i] + coef[i] * product[i]
-                    jacobi[i] = value
-                    worst = max(worst, abs(value - current[i]))
-                    following[i] = omega * (value - previous[i]) + previous[i]
+                    worst = max(worst, step_row(i, product[i], current, previous, base, coef, omega, jacobi,
+                                                following))
             else:
                 for i in prange(n):
-                    acc = 0.0
-                    for p in range(indptr[i], indptr[i + 1]):
-                        _prefetch(current, indices[min(p + ahead, last)])
-                        acc += data[p] * current[indices[p]]
-                    value = base[i] + coef[i] * acc
-                    jacobi[i] = value
-                    worst = max(worst, abs(value - current[i]))
-                    following[i] = omega * (value - previous[i]) + previous[i]
+                    acc = row_product(indptr, indices, data, current, i, last)
+                    worst = max(worst, step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
             if worst < bound:
                 return iteration, jacobi
             omega = 2.0 / (2.0 - rho2) if iteration == 1 else 1.0 / (1.0 - rho2 * omega / 4.0)
