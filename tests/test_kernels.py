@@ -382,7 +382,7 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
 
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
-    assert {"solve_parallel", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
+    assert {"solve", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
             "pair_products", "tie_entries", "own_points", "coupling_terms"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
@@ -688,7 +688,7 @@ def test_prefetch_reads_and_writes_nothing():
 
 @pytest.mark.parametrize("n", [3_000, 40_000])
 def test_the_compiled_solve_is_the_step_by_step_loop(monkeypatch, n):
-    """One compiled call runs scoring's Chebyshev loop: the same iterations and the same bits, serial or threaded."""
+    """One compiled call runs scoring's Chebyshev loop: the same iterations and the same bits, small or large."""
     from socialcredit import scoring
     from socialcredit.scenario import Coupling
     rng = np.random.default_rng(21)

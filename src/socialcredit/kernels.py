@@ -66,6 +66,10 @@ _kernels: SimpleNamespace | None = None
 _tried = False
 #: ``intrinsics.prefetch`` once Numba is imported: a global, so that kernels calling it stay cacheable.
 _prefetch = None
+#: The inlined helpers of the solver's kernels (defined in ``_define``): globals for the same reason
+#: (a kernel whose closure holds a dispatcher gets a new cache key in every process).
+_row_product = None
+_step_row = None
 _defining = threading.Lock()
 
 
@@ -141,7 +145,7 @@ def _define() -> SimpleNamespace | None:
     """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
     if _switched_off():
         return None
-    global _prefetch
+    global _prefetch, _row_product, _step_row
     try:
         from numba import njit, prange
 
@@ -152,7 +156,7 @@ def _define() -> SimpleNamespace | None:
     ahead, rows_ahead = PREFETCH_AHEAD, PREFETCH_ROWS_AHEAD
 
     @njit(cache=True, nogil=True, inline="always")
-    def row_product(indptr, indices, data, x, i, last):  # pragma: no cover - compiled
+    def _row_product(indptr, indices, data, x, i, last):  # pragma: no cover - compiled (binds the global)
         # row i of A x, summed in CSR order; each gather's cache line is asked for `ahead` entries
         # before it is read (intrinsics.prefetch)
         acc = 0.0
@@ -162,7 +166,7 @@ def _define() -> SimpleNamespace | None:
         return acc
 
     @njit(cache=True, nogil=True, inline="always")
-    def step_row(i, acc, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
+    def _step_row(i, acc, current, previous, base, coef, omega, jacobi, following):  # pragma: no cover
         # the Chebyshev step's arithmetic for row i once its product `acc` is known; returns the change
         value = base[i] + coef[i] * acc
         jacobi[i] = value
@@ -173,7 +177,7 @@ def _define() -> SimpleNamespace | None:
     def matvec(indptr, indices, data, x, out):  # pragma: no cover - compiled
         last = indices.size - 1
         for i in prange(indptr.size - 1):
-            out[i] = row_product(indptr, indices, data, x, i, last)
+            out[i] = _row_product(indptr, indices, data, x, i, last)
 
     @njit(parallel=True, cache=True, nogil=True)
     def pair_products(indptr, indices, data, x, y, x_out, y_out):  # pragma: no cover - compiled
@@ -240,7 +244,7 @@ def _define() -> SimpleNamespace | None:
         # the Chebyshev step once A current is known
         worst = 0.0
         for i in prange(product.size):
-            worst = max(worst, step_row(i, product[i], current, previous, base, coef, omega, jacobi, following))
+            worst = max(worst, _step_row(i, product[i], current, previous, base, coef, omega, jacobi, following))
         return worst
 
     @njit(parallel=True, cache=True, nogil=True)
@@ -248,10 +252,11 @@ def _define() -> SimpleNamespace | None:
         worst = 0.0
         last = indices.size - 1
         for i in prange(indptr.size - 1):
-            acc = row_product(indptr, indices, data, current, i, last)
-            worst = max(worst, step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
+            acc = _row_product(indptr, indices, data, current, i, last)
+            worst = max(worst, _step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
         return worst
 
+    @njit(parallel=True, cache=True, nogil=True)
     def solve(indptr, indices, data, start, base, coef, rho2, bound, product, jacobi, spare):  # pragma: no cover
         # scoring._chebyshev's loop in one call: the same steps, omegas and buffer rotation, so the same
         # bits; `product` (A start) stands in for the first pass where it has rows. spare: 3 buffers.
@@ -264,12 +269,12 @@ def _define() -> SimpleNamespace | None:
             worst = 0.0
             if iteration == 1 and product.size == n:
                 for i in prange(n):
-                    worst = max(worst, step_row(i, product[i], current, previous, base, coef, omega, jacobi,
+                    worst = max(worst, _step_row(i, product[i], current, previous, base, coef, omega, jacobi,
                                                 following))
             else:
                 for i in prange(n):
-                    acc = row_product(indptr, indices, data, current, i, last)
-                    worst = max(worst, step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
+                    acc = _row_product(indptr, indices, data, current, i, last)
+                    worst = max(worst, _step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
             if worst < bound:
                 return iteration, jacobi
             omega = 2.0 / (2.0 - rho2) if iteration == 1 else 1.0 / (1.0 - rho2 * omega / 4.0)
@@ -280,9 +285,6 @@ def _define() -> SimpleNamespace | None:
                 freed = previous
             previous, current, following = current, following, freed
         return iteration, current
-
-    solve_parallel = njit(parallel=True, cache=True, nogil=True)(solve)
-    solve_serial = njit(cache=True, nogil=True)(solve)
 
     @njit(parallel=True, cache=True, nogil=True)
     def far_products(indptr, x, data, far_start, tslot, vals):  # pragma: no cover - compiled
@@ -695,8 +697,7 @@ def _define() -> SimpleNamespace | None:
                            mark_neighbours=mark_neighbours, add_ones=add_ones, cut_and_fear=cut_and_fear,
                            counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
                            chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
-                           far_layout=far_layout, near_first=near_first,
-                           solve_parallel=solve_parallel, solve_serial=solve_serial)
+                           far_layout=far_layout, near_first=near_first, solve=solve)
 
 
 def load() -> bool:
@@ -897,9 +898,8 @@ def chebyshev_solve(adjacency: sp.csr_matrix, start: np.ndarray, base: np.ndarra
     k = _fast(adjacency.nnz)
     if k is None or _split_cache(adjacency) is not None:
         return None
-    solve = k.solve_parallel if adjacency.nnz >= PARALLEL_MIN_NNZ else k.solve_serial
     jacobi, spare = np.empty_like(start), np.empty((3, start.size))
-    iterations, score = solve(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, start, base,
+    iterations, score = k.solve(_unsigned(adjacency.indptr), _unsigned(adjacency.indices), adjacency.data, start, base,
                               coef, float(rho2), float(bound), np.empty(0) if product is None else product, jacobi,
                               spare)
     return score, int(iterations)
