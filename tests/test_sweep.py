@@ -122,6 +122,20 @@ def test_one_worker_equals_two_workers_bit_for_bit(two_worker_sweep, tmp_path, r
     assert spec["scenario_resolved"]["population"]["size"] == 400
 
 
+def _kernels_loaded() -> bool:
+    from socialcredit import kernels
+    return kernels._kernels is not None
+
+
+def test_workers_with_several_runs_load_the_kernels(two_worker_sweep, cluster):
+    """6 runs on 2 workers: each worker loads the compiled kernels, which its small cities then use."""
+    from distributed import Client
+
+    with Client(cluster) as client:
+        loaded = client.run(_kernels_loaded)
+    assert len(loaded) == 2 and all(loaded.values())
+
+
 def test_summarise_one_replicate_ci_is_the_mean():
     runs = pa.table({"cell": pa.array([1, 0, 0], pa.int32()), "replicate": pa.array([0, 1, 0], pa.int32()),
                      "seed": [5, 6, 5], "x": [1.5, 2.0, 4.0], "step": [3, 3, 3], "blacklisted": [10, 20, 40]})

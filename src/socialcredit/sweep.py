@@ -296,7 +296,8 @@ def _run_pending(raw: dict, changes: list[dict], params: tuple, seeds: list[int]
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             schema = pa.schema([pa.field(n, t) for n, t in zip(names, types)])
-            several = len(pending) > n_workers  # a worker runs more than one city: loading the kernels pays
+            # a worker runs more than one city: loading the kernels pays (a cluster says how many workers it has)
+            several = len(pending) > (len(client.scheduler_info().get("workers", {})) or n_workers)
             futures = [
                 client.submit(_run_task, raw, changes[k], k, r, seeds[r], str(out), schema, rows[k], chaos, several,
                               retries=2, pure=False, key=f"socialcredit-sweep-cell{k}-rep{r}-{os.urandom(4).hex()}")
