@@ -8,10 +8,11 @@ Run from the repository root (needs ``pip install "mesa>=3,<4"``):
 
 Both sides run ``scenarios/reference.toml`` with ``population.size=N`` (and ``days=D`` with
 ``--days``) in this one process, one after the other: the engine as ``socialcredit.run(scenario)``
-(build and run, no run folder), twice per repeat: with its compiled kernels loaded (as in any process
-that ran a large city or called ``socialcredit.kernels.load()``: a sweep's worker, a notebook) and on
-its numpy/scipy path (a single small run in a fresh process); the baseline as ``ReferenceModel(scenario, seed)`` followed by
-``model.run()`` (build and run; ``benchmarks/baselines/mesa_reference.py``). Repeat ``r`` uses seed
+(build and run, no run folder), twice per repeat: with its compiled kernels loaded (as in any
+process that ran a large city or called ``socialcredit.kernels.load()``: a sweep's worker, a
+notebook) and on its numpy/scipy path (a single small run in a fresh process); the baseline as
+``ReferenceModel(scenario, seed)`` followed by ``model.run()`` (build and run;
+``benchmarks/baselines/mesa_reference.py``). Repeat ``r`` uses seed
 ``scenario.seed + r`` on both sides. Before any timing, one tiny run of each (N = 50, 14 days) takes
 the imports, numba's compilation or cache loading and networkx's first use out of the figures.
 

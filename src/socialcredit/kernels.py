@@ -263,7 +263,6 @@ def _define() -> SimpleNamespace | None:
         n = start.size
         last = indices.size - 1
         previous, current, following = start, start, spare[0]
-        fresh = 1  # spare buffers not yet in the rotation
         omega = 1.0
         for iteration in range(1, 10_000):
             worst = 0.0
@@ -278,11 +277,8 @@ def _define() -> SimpleNamespace | None:
             if worst < bound:
                 return iteration, jacobi
             omega = 2.0 / (2.0 - rho2) if iteration == 1 else 1.0 / (1.0 - rho2 * omega / 4.0)
-            if iteration <= 2:  # previous is still start: never written into
-                freed = spare[fresh]
-                fresh += 1
-            else:
-                freed = previous
+            # in the first two steps previous is still start, never written into: a spare buffer joins instead
+            freed = spare[iteration] if iteration <= 2 else previous
             previous, current, following = current, following, freed
         return iteration, current
 
@@ -758,7 +754,8 @@ def weight_dtype(weights: np.ndarray, entries: int) -> type:
     ('float32', 'float64')
     """
     weights = np.asarray(weights, dtype=np.float64)
-    if (entries >= COMPACT_WEIGHTS_MIN_NNZ or _loaded()) and np.array_equal(weights.astype(np.float32).astype(np.float64), weights):
+    read_by_kernels = entries >= COMPACT_WEIGHTS_MIN_NNZ or _loaded()
+    if read_by_kernels and np.array_equal(weights.astype(np.float32).astype(np.float64), weights):
         return np.float32
     return np.float64
 
@@ -866,6 +863,11 @@ def chebyshev_step(adjacency: sp.csr_matrix, current: np.ndarray, previous: np.n
 
     ``product``: ``matvec(adjacency, current)``, where the caller has it
     already; the step then only combines vectors (the same bits).
+
+    The engine's solves go through :func:`chebyshev_solve` wherever the
+    compiled kernels run and the city does not split, so there this compiled
+    single step serves ``benchmarks/bench_roofline.py``, which times one pass,
+    and the tests.
     """
     if product is not None:
         return _combine(product, current, previous, base, coef, omega, jacobi, following)
