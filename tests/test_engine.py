@@ -479,3 +479,47 @@ def test_keyed_uniform_is_uniform_and_a_pure_function_of_its_keys():
     np.testing.assert_array_equal(a, stream(7, "acts", 3, name_key("petition")).random(5))
     assert not np.array_equal(a, stream(7, "acts", 4, name_key("petition")).random(5))
     assert not np.array_equal(a, stream(8, "acts", 3, name_key("petition")).random(5))
+
+
+# ---------------------------------------------------------------------------
+# The books written off the engine's thread (large cities)
+# ---------------------------------------------------------------------------
+
+
+def test_books_written_off_the_thread_hold_the_same_run(reference_path, monkeypatch, tmp_path):
+    """The metrics rows and the change log written on a second thread give the same run folder, byte for byte."""
+    import json
+
+    import socialcredit as sc
+    from socialcredit import engine
+
+    s = sc.load_scenario(reference_path, ["population.size=3000", "days=84"])
+    digests = {}
+    for off_thread in (False, True):
+        monkeypatch.setattr(engine, "BOOKS_OFF_THREAD_MIN_CITIZENS", 0 if off_thread else 10**12)
+        result = sc.run(s, out=tmp_path / str(off_thread))
+        assert (result.engine._books is not None) == off_thread
+        assert len(result.metrics) == 12
+        digests[off_thread] = json.loads((tmp_path / str(off_thread) / "manifest.json").read_text())["sha256"]
+    assert digests[True] == digests[False]
+
+
+def test_a_failure_in_the_books_surfaces_on_the_engine_thread(reference_path, monkeypatch):
+    from socialcredit import engine
+
+    monkeypatch.setattr(engine, "BOOKS_OFF_THREAD_MIN_CITIZENS", 0)
+    eng = Engine(load_scenario(reference_path, ["population.size=500"]))
+
+    def broken(*args):
+        raise ValueError("metrics row failed")
+
+    monkeypatch.setattr(engine, "step_row", broken)
+    with pytest.raises(ValueError, match="metrics row failed"):
+        eng.run(until=28)
+    # a step in progress when the run was stopped is finished before its books are read
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "BOOKS_OFF_THREAD_MIN_CITIZENS", 0)
+    eng = Engine(load_scenario(reference_path, ["population.size=500"]))
+    for _ in range(14):
+        eng.step()
+    assert [row["step"] for row in eng.metrics] == [0, 1]

@@ -9,10 +9,17 @@ the last scoring step, after that step's tie cutting.
 
 :class:`Engine` does ``step()`` (one day) and ``run(until=)``; stages are
 plain functions that never advance time.
+
+In cities of at least :data:`BOOKS_OFF_THREAD_MIN_CITIZENS` citizens the step's
+two records of what happened, the metrics row and the change log, are written by
+a second thread while the engine goes on to the next week: nothing the engine
+computes reads them, they read only arrays no later stage writes, and one step's
+books are finished before the next step's begin, so what they hold is the same.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +56,44 @@ class Standing:
 
 #: A citizen's score is logged again once it has moved this many points since it was last logged.
 SCORE_RESOLUTION = 2.0
+
+#: From this many citizens on, each step's metrics row and change log are written off the engine's thread.
+#: In smaller cities the two threads' turns at the interpreter lock cost more than the overlap saves.
+BOOKS_OFF_THREAD_MIN_CITIZENS = 300_000
+
+
+class OffThread:
+    """One task at a time on a second thread; :meth:`wait` finishes it and raises what it raised.
+
+    On a machine with two cores, most of a step outside the solver runs on one
+    of them: bookkeeping that nothing downstream waits for can use the other.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` once the one before it has finished."""
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(task,), name=self.name, daemon=True)
+        self._thread.start()
+
+    def _run(self, task: Callable[[], None]) -> None:
+        try:
+            task()
+        except BaseException as exc:  # noqa: BLE001 - handed to the engine's thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Finish the task under way, if any; raise its exception on this thread."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 @dataclass
@@ -124,8 +169,9 @@ class Engine:
         first, self._condition_of = effect_conditions(scenario)
         self.condition_days = np.zeros((len(first), n), dtype=np.int32)  # days each distinct condition held
         self.acts_by_citizen = np.zeros((n_types, n), dtype=np.int32)
-        self.metrics: list[dict[str, float | int]] = []
-        self.changes = Changes()
+        self._metrics: list[dict[str, float | int]] = []
+        self._changes = Changes()
+        self._books = OffThread("socialcredit-books") if n >= BOOKS_OFF_THREAD_MIN_CITIZENS else None
         self.ties_cut_total = 0
         self.period_start = 0
         self.cut_p = np.array([k.cut_probability if k.cut_probability is not None else scenario.network.cut_probability
@@ -138,6 +184,22 @@ class Engine:
         self.standing = self._initial_standing()
         self._update_boosts(self.standing)
         self.timings["build"] = time.perf_counter() - t0
+
+    @property
+    def metrics(self) -> list[dict[str, float | int]]:
+        """One row per scoring step so far (``metrics.step_row``)."""
+        self._settle_books()
+        return self._metrics
+
+    @property
+    def changes(self) -> Changes:
+        """The change log of standings so far."""
+        self._settle_books()
+        return self._changes
+
+    def _settle_books(self) -> None:
+        if self._books is not None:
+            self._books.wait()
 
     # -- the clock -----------------------------------------------------------
     def step(self) -> None:
@@ -163,6 +225,7 @@ class Engine:
             self._advance(min(scoring_day, block_last, end - 1))
             if progress is not None:
                 progress(self.day, self.scenario.days)
+        self._settle_books()
 
     def _advance(self, last: int) -> None:
         """Days ``self.day`` to ``last`` (no scoring day before ``last``): acts and records, then scoring."""
@@ -176,6 +239,7 @@ class Engine:
         self.day = last + 1
         if self.day == self.scenario.days:
             self._count_effect_days(self.period_start, self.day - 1)
+            self._settle_books()
 
     # -- stages --------------------------------------------------------------
     def _initial_standing(self) -> Standing:
@@ -297,12 +361,23 @@ class Engine:
             self._update_boosts(new)
         else:  # the platform keeps its books, but nothing acts on them
             ties_cut = 0
-        self.changes.add(self.step_index, t, old, new)
         self.standing = new
-        self.metrics.append(step_row(
-            sc, self.population, self.step_index, t, t + 1 - sc.scoring.every_days, new.grade, new.listing,
-            new.score, new.points, self.daily, ties_cut, self.ties_cut_total, self.ties.n_active,
-            new.effects.applied_counts(), new.side_scores, iterations))
+        step = self.step_index
+        # the counters of the days up to t, copied where the books are written off the thread: the next
+        # days' acts add to the counters meanwhile
+        daily = {name: table[:t + 1].copy() for name, table in self.daily.items()} if self._books else self.daily
+        row_args = (sc, self.population, step, t, t + 1 - sc.scoring.every_days, new.grade, new.listing, new.score,
+                    new.points, daily, ties_cut, self.ties_cut_total, self.ties.n_active,
+                    new.effects.applied_counts(), new.side_scores, iterations)
+
+        def books() -> None:
+            self._changes.add(step, t, old, new)
+            self._metrics.append(step_row(*row_args))
+
+        if self._books is None:
+            books()
+        else:
+            self._books.submit(books)
         self.step_index += 1
 
     def _new_standing(self, t: int) -> tuple[Standing, int]:
