@@ -58,10 +58,14 @@ def build_tables(engine: Engine) -> dict[str, pa.Table]:
 
 
 def table_builders(engine: Engine) -> dict[str, Callable[[], pa.Table]]:
-    """One function per output table that builds it, so a writer can hold one table at a time."""
-    return {"metrics": lambda: _metrics_table(engine), "citizens": lambda: _citizens_table(engine),
-            "records": lambda: _records_table(engine), "ties": lambda: _ties_table(engine),
-            "standing": lambda: _standing_table(engine)}
+    """One function per output table that builds it, so a writer can hold one table at a time.
+
+    The tables that usually take longest come first, so that writers working in parallel finish
+    at about the same time (Rongcheng's five tables on two threads: 1.65 -> 1.50 s).
+    """
+    return {"records": lambda: _records_table(engine), "ties": lambda: _ties_table(engine),
+            "standing": lambda: _standing_table(engine), "citizens": lambda: _citizens_table(engine),
+            "metrics": lambda: _metrics_table(engine)}
 
 
 def _by_citizen(citizen: np.ndarray, n: int) -> np.ndarray:
