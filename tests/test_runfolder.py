@@ -73,6 +73,10 @@ def test_column_encodings_are_the_chosen_ones_and_read_back_plain(small_referenc
     assert chunk("standing", "score").compression == "UNCOMPRESSED"
     assert chunk("citizens", "score").compression == "UNCOMPRESSED"
     assert chunk("citizens", "points").compression == chunk("ties", "source").compression == "ZSTD"
+    # min/max statistics where a filter can use them to skip row groups, not on measures
+    assert chunk("records", "citizen").is_stats_set and chunk("ties", "cut_day").is_stats_set
+    assert not chunk("citizens", "score").is_stats_set and not chunk("standing", "points").is_stats_set
+    assert not chunk("citizens", "acts_" + small_reference_run.engine.scenario.type_names[0]).is_stats_set
     ties = read_table(small_reference_run.path, "ties")
     assert str(ties.schema.field("weight").type) in ("float", "double")
     assert str(ties.schema.field("cut_day").type) == "int32"
