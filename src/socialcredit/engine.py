@@ -67,6 +67,8 @@ class OffThread:
 
     On a machine with two cores, most of a step outside the solver runs on one
     of them: bookkeeping that nothing downstream waits for can use the other.
+    A task calls no parallel compiled kernel (Numba's workqueue threading layer
+    runs one parallel region at a time in a process).
     """
 
     def __init__(self, name: str):

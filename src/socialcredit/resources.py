@@ -80,6 +80,8 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
     >>> est["total"] > est["citizens"] > 0
     True
     """
+    from .engine import BOOKS_OFF_THREAD_MIN_CITIZENS  # the engine imports this module
+
     n = scenario.population.size
     c = len(scenario.record_types)
     record_of, rate_of = multiplier_sharing(scenario)
@@ -91,6 +93,8 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
         16 * c                    # base rates and their cumulative sums
         + 2 * (8 * multipliers + f)  # effect multipliers and masks, old and new standing
         + 2 * (40 + 8 * s + lists)  # points, scores, grades, lists, old and new
+        # and the standing before, while the books of its step are written off the engine's thread
+        + (40 + 8 * s + lists) * (n >= BOOKS_OFF_THREAD_MIN_CITIZENS)
         + 24 + 8 * s + 4 * lists  # point book
         + 4 * f + 64              # effect days, solver and metrics buffers
     )
