@@ -13,8 +13,9 @@ plain functions that never advance time.
 In cities of at least :data:`BOOKS_OFF_THREAD_MIN_CITIZENS` citizens the step's
 two records of what happened, the metrics row and the change log, are written by
 a second thread while the engine goes on to the next week: nothing the engine
-computes reads them, they read only arrays no later stage writes, and one step's
-books are finished before the next step's begin, so what they hold is the same.
+computes reads them, they read only the step's own arrays (no later stage writes
+into them) and a copy of the daily counters, and one step's books are finished
+before the next step's begin, so what they hold is the same.
 """
 
 from __future__ import annotations
@@ -367,7 +368,9 @@ class Engine:
         step = self.step_index
         # the counters of the days up to t, copied where the books are written off the thread: the next
         # days' acts add to the counters meanwhile
-        daily = {name: table[:t + 1].copy() for name, table in self.daily.items()} if self._books else self.daily
+        daily = self.daily
+        if self._books is not None:
+            daily = {name: table[:t + 1].copy() for name, table in daily.items()}
         row_args = (sc, self.population, step, t, t + 1 - sc.scoring.every_days, new.grade, new.listing, new.score,
                     new.points, daily, ties_cut, self.ties_cut_total, self.ties.n_active,
                     new.effects.applied_counts(), new.side_scores, iterations)
