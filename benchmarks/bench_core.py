@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import describe  # a sibling script (its folder is first on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,8 +140,7 @@ def main() -> None:
     parser.add_argument("--against", type=Path, default=None,
                         help="another checkout (e.g. from git worktree add): its whole runs alternate with this one's")
     args = parser.parse_args()
-    report = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                          "cpus": __import__("os").cpu_count()}}
+    report = {"machine": describe()}
     if args.reference:
         report["reference"] = whole_run("scenarios/reference.toml", [], args.reference, args.against)
         print(json.dumps(report["reference"], indent=2))

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import socialcredit as sc  # noqa: E402
+from machine import describe  # noqa: E402  (a sibling script, not a package)
 
 REFERENCE = ROOT / "scenarios" / "reference.toml"
 
@@ -121,8 +120,7 @@ def main() -> None:
 
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+        "machine": describe(),
         "versions": {"socialcredit": sc.__version__, "mesa": mesa.__version__, "networkx": nx.__version__,
                      "numpy": np.__version__, "numba": numba.__version__},
         "sizes": {},

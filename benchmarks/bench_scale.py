@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_core import whole_run  # noqa: E402  (a sibling script, not a package)
+from machine import describe  # noqa: E402
 
 NETWORK = ["network.model=watts_strogatz", "network.k=20", "network.rewire=0.1"]
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
@@ -85,8 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = {n: (args.repeat_largest if n >= 10_000_000 else args.repeat) for n in args.sizes}
     rows = scale_series(args.sizes, repeats)
-    report = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                          "cpus": __import__("os").cpu_count()}, "network": NETWORK, "rows": rows}
+    report = {"machine": describe(), "network": NETWORK, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     plot(rows, args.figure)

@@ -25,12 +25,13 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # a sibling script (its folder is first on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +91,7 @@ def main() -> None:
     same = len(digests) == 1
     print(f"  summary.parquet identical across all sweeps: {same}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "runs": runs,
+        args.json.write_text(json.dumps({"machine": describe(), "runs": runs,
                                          "size": args.size, "results": results, "identical": same}, indent=2))
     if not same:
         sys.exit(1)

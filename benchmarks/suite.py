@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from machine import describe  # a sibling script (its folder is first on the path)
 from socialcredit.resources import OVERHEAD
 
 HERE = Path(__file__).resolve().parent
@@ -149,8 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     figures = measure(args.out, args.quick)
     rows = verdicts(figures)
-    summary = {"machine": {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                           "cpus": __import__("os").cpu_count()},
+    summary = {"machine": describe(),
                "quick": args.quick, "targets": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("| target | measured | met |\n|---|---|---|")

@@ -39,6 +39,7 @@ import threading
 import tomllib
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -379,16 +380,28 @@ def read_runs(out: str | Path, n_cells: int | None = None, replicates: int | Non
     if n_cells is None or replicates is None:
         spec = json.loads((out / SWEEP_JSON).read_text(encoding="utf-8"))
         n_cells, replicates = len(spec["cells"]), spec["replicates"]
-    tables = [pq.read_table(_run_file(out, "runs", k, r), partitioning=None)
-              for k in range(n_cells) for r in range(replicates)]
+    tables = _read_tables([_run_file(out, "runs", k, r) for k in range(n_cells) for r in range(replicates)])
     return pa.concat_tables(tables, promote_options="default")
 
 
 def read_metrics(out: str | Path) -> pa.Table:
     """Every finished run's metrics rows, sorted by cell, replicate and step."""
     out = Path(out)
-    tables = [pq.read_table(_run_file(out, "metrics", k, r), partitioning=None) for k, r in _finished(out)]
+    tables = _read_tables([_run_file(out, "metrics", k, r) for k, r in _finished(out)])
     return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+
+
+def _read_tables(paths: list[Path]) -> list[pa.Table]:
+    """The Parquet files at ``paths``, in that order, read a few at a time.
+
+    Each run's file is small and wide (one column per measure), so reading it is
+    mostly decoding its footer, which pyarrow does without holding the
+    interpreter lock: threads overlap those waits on the sweep's last, serial step.
+    """
+    if len(paths) < 2:
+        return [pq.read_table(path, partitioning=None) for path in paths]
+    with ThreadPoolExecutor(max_workers=min(8, len(paths), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda path: pq.read_table(path, partitioning=None), paths))
 
 
 def _finished(out: Path) -> list[tuple[int, int]]:
@@ -418,6 +431,8 @@ def summarise(runs: pa.Table, params: Sequence[str]) -> pa.Table:
     for name in params:
         columns[name] = first.column(name)
     columns["runs"] = pa.array(counts, pa.int64())
+    # Student's t quantile for each number of replicates in a cell (one scipy call each, not one per measure)
+    quantile = {n: float(student_t.ppf(0.975, n - 1)) for n in set(counts.tolist()) if n > 1}
     for name in measures:
         values = np.asarray(runs.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
         mean, low, high = (np.empty(starts.size) for _ in range(3))
@@ -425,7 +440,7 @@ def summarise(runs: pa.Table, params: Sequence[str]) -> pa.Table:
             x = values[s:s + n]
             mean[i] = x.mean()
             if n > 1:
-                half = float(student_t.ppf(0.975, n - 1)) * x.std(ddof=1) / math.sqrt(n)
+                half = quantile[n] * x.std(ddof=1) / math.sqrt(n)
                 low[i], high[i] = mean[i] - half, mean[i] + half
             else:
                 low[i] = high[i] = mean[i]
