@@ -149,9 +149,12 @@ def main() -> None:
     args = parser.parse_args()
     figures = measure(args.out, args.quick)
     rows = verdicts(figures)
-    summary = {"machine": describe(),
-               "quick": args.quick, "targets": rows}
+    machine = describe()
+    summary = {"machine": machine, "quick": args.quick, "targets": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    caches = ", ".join(f"{level} {size}" for level, size in machine["caches"].items())
+    print(f"machine: {machine['processor']}, {machine['cpus']} CPUs, {caches}, {machine['memory_gib']} GiB; "
+          f"Python {machine['python']}\n")
     print("| target | measured | met |\n|---|---|---|")
     for row in rows:
         met = {True: "yes", False: "**no**", None: "(read it)"}[row["met"]]
