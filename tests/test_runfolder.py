@@ -116,7 +116,8 @@ def test_table_contents_agree_with_the_engine(small_reference_run):
     np.testing.assert_array_equal(cit["degree_end"], deg_end)
     # records: true records never overturned; counts per citizen
     rec = duckdb.sql(f"""select is_false, count(*) as n, count(overturned_day) as overturned
-                         from read_parquet('{run / 'records.parquet'}') group by is_false order by is_false""").fetchall()
+                         from read_parquet('{run / 'records.parquet'}')
+                         group by is_false order by is_false""").fetchall()
     assert rec[0][0] is False and rec[0][2] == 0
     assert rec[1][0] is True and 0 < rec[1][2] < rec[1][1]
     n_true = duckdb.sql(f"select sum(true_records) from read_parquet('{run / 'citizens.parquet'}')").fetchall()[0][0]
@@ -153,13 +154,12 @@ def test_same_seed_bit_identical_different_seed_differs(reference_path, tmp_path
         assert mc["sha256"][f"{table}.parquet"] != ma["sha256"][f"{table}.parquet"], table
 
 
-def test_large_runs_write_one_table_at_a_time_with_the_same_bytes(reference_path, tmp_path, monkeypatch):
+def test_tables_written_one_at_a_time_or_in_parallel_have_the_same_bytes(reference_path, tmp_path, monkeypatch):
     import concurrent.futures
 
     from socialcredit import runfolder
 
     scenario = load_scenario(reference_path, ["population.size=1000"])
-    parallel = sc.run(scenario, out=tmp_path / "parallel").path
     workers = []
     real_pool = concurrent.futures.ThreadPoolExecutor
 
@@ -167,10 +167,12 @@ def test_large_runs_write_one_table_at_a_time_with_the_same_bytes(reference_path
         workers.append(max_workers)
         return real_pool(max_workers=max_workers, **kwargs)
 
-    monkeypatch.setattr(runfolder, "SEQUENTIAL_WRITE_ROWS", 0)  # every run counts as large
     monkeypatch.setattr(runfolder, "ThreadPoolExecutor", counting_pool)
+    monkeypatch.setattr(runfolder.os, "cpu_count", lambda: 4)
+    parallel = sc.run(scenario, out=tmp_path / "parallel").path
+    monkeypatch.setattr(runfolder.os, "cpu_count", lambda: 1)
     sequential = sc.run(scenario, out=tmp_path / "sequential").path
-    assert workers == [1]
+    assert workers == [4, 1]
     for table in TABLES:
         assert (parallel / f"{table}.parquet").read_bytes() == (sequential / f"{table}.parquet").read_bytes(), table
 
@@ -321,3 +323,23 @@ def test_acts_columns_add_up_to_the_metrics(small_reference_run):
     last = small_reference_run.metrics[-1]
     for name in small_reference_run.engine.scenario.type_names:
         assert int(cit[f"acts_{name}"].sum()) == last[f"acts_{name}_cum"]
+
+
+@pytest.mark.parametrize("row_group", [97, 1 << 17])
+def test_streamed_standing_table_is_the_change_log_sorted_whole(scenarios_dir, tmp_path, monkeypatch, row_group):
+    """The standing table written slice by slice has the bytes of the whole log sorted by citizen at once."""
+    from socialcredit import runfolder
+
+    monkeypatch.setattr(runfolder, "ROW_GROUP", row_group)
+    scenario = load_scenario(scenarios_dir / "rongcheng.toml", ["population.size=700", "days=56"])
+    eng = sc.run(scenario).engine
+    chunks = eng.changes.chunks
+    cols = [np.concatenate([c[i] for c in chunks]) for i in range(len(runfolder.STANDING_DTYPES))]
+    order = np.argsort(cols[0], kind="stable")
+    whole = runfolder._standing_slice([c[order] for c in cols], scenario.grade_names)
+    assert whole.num_rows > 5 * 97  # several slices, most starting inside a citizen's history
+    runfolder.write_table(whole, tmp_path / "whole.parquet", "standing")
+    runfolder.write_standing(eng, tmp_path / "streamed.parquet")
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "streamed.parquet").num_row_groups == -(-whole.num_rows // row_group)
+    assert runfolder._standing_table(eng).equals(whole)
