@@ -724,3 +724,68 @@ def test_a_small_city_runs_to_the_same_bytes_with_the_kernels_loaded(reference_p
         sc.run(s, out=tmp_path / str(reuse))
         digests[reuse] = json.loads((tmp_path / str(reuse) / "manifest.json").read_text())["sha256"]
     assert digests[True] == digests[False]
+
+
+def _kind_weighted_city(n: int, seed: int, weights=(2.0, 1.0, 0.5)) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    m = 6 * n
+    a = sp.coo_matrix((rng.choice(weights, m).astype(np.float32), (rng.integers(0, n, m), rng.integers(0, n, m))),
+                      shape=(n, n)).tocsr()
+    return (a + a.T).tocsr()
+
+
+def test_packed_entries_hold_each_column_and_weight():
+    """Each packed word decodes to its entry's column and weight; a cut tie's code is 0, whose weight is 0."""
+    assert kernels.load()
+    a = _kind_weighted_city(5_000, 3)
+    kernels.zero_entries(a, np.array([0, 7, 11]))
+    packed = kernels.packed_entries(a, kernels._compile())
+    columns = packed.entries & np.uint32(2**kernels.PACKED_INDEX_BITS - 1)
+    codes = packed.entries >> np.uint32(kernels.PACKED_INDEX_BITS)
+    np.testing.assert_array_equal(columns, a.indices)
+    np.testing.assert_array_equal(packed.table[codes], a.data.astype(np.float64))
+    assert packed.table[0] == 0.0 and (codes[[0, 7, 11]] == 0).all()
+    assert kernels.packed_entries(a, kernels._compile()) is packed  # built once
+
+
+def test_too_many_weights_do_not_pack_and_the_solve_still_agrees(monkeypatch):
+    """More distinct weights than the codes tell apart: no packed entries, the step-by-step loop solves instead."""
+    from socialcredit import scoring
+    from socialcredit.scenario import Coupling
+    assert kernels.load()
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    a = _kind_weighted_city(3_000, 4, weights=tuple(0.25 * np.arange(1, kernels.PACKED_WEIGHTS + 1)))
+    assert kernels.packed_entries(a, kernels._compile()) is None
+    assert kernels.chebyshev_solve(a, np.ones(3_000), np.ones(3_000), np.ones(3_000), 0.25, 1e-3, None) is None
+    points = np.random.default_rng(5).random(3_000) * 1200
+    score, iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    monkeypatch.setattr(kernels, "_compile", lambda: None)
+    plain, plain_iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    np.testing.assert_array_equal(score, plain)
+    assert iterations == plain_iterations
+
+
+def test_ties_cut_after_a_solve_reach_the_packed_entries(monkeypatch):
+    """Cutting ties between two solves changes the packed words too: the next solve is the plain path's, bit for bit."""
+    from socialcredit import scoring
+    from socialcredit.network import _wrap
+    from socialcredit.scenario import Coupling
+    assert kernels.load()
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    n = 4_000
+    rng = np.random.default_rng(8)
+    src, dst = rng.integers(0, n, 5 * n), rng.integers(0, n, 5 * n)
+    keep = src != dst
+    ties = _wrap(src[keep], dst[keep], rng.integers(0, 3, keep.sum()).astype(np.int8), np.array([2.0, 1.0, 0.5]), n)
+    points = rng.random(n) * 1200
+    coupling = Coupling(kappa=0.5)
+    scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())  # packs the entries
+    assert kernels._packs.get(id(ties.adjacency)) is not None
+    ties.cut(np.arange(0, ties.n_ties, 3), day=7)
+    after, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
+    packed = kernels._packs[id(ties.adjacency)][1]
+    np.testing.assert_array_equal(packed.table[packed.entries >> np.uint32(kernels.PACKED_INDEX_BITS)],
+                                  ties.adjacency.data.astype(np.float64))
+    monkeypatch.setattr(kernels, "_compile", lambda: None)
+    plain, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
+    np.testing.assert_array_equal(after, plain)

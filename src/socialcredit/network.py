@@ -17,7 +17,8 @@ import scipy.sparse as sp
 
 from .errors import ScenarioError
 from .kernels import (active_entries_of_rows, cut_and_fear, inverse_permutation, mark_neighbours, near_first, per_entry,
-                      ring_ties, row_sums, row_sums_of, split_keys, splits, take, tie_entries, weight_dtype)
+                      ring_ties, row_sums, row_sums_of, split_keys, splits, take, tie_entries, weight_dtype,
+                      zero_entries)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -104,8 +105,8 @@ class Ties:
         self.cuts_by_kind[:] += np.bincount(self.kind[tie_ids], minlength=self.kind_weights.size)
         self.cut_day[tie_ids] = day
         self.active[tie_ids] = False
-        self.adjacency.data[self._pos[0, tie_ids]] = 0.0
-        self.adjacency.data[self._pos[1, tie_ids]] = 0.0
+        zero_entries(self.adjacency, self._pos[0, tie_ids])
+        zero_entries(self.adjacency, self._pos[1, tie_ids])
         if getattr(self, "_strength", None) is not None:
             # a row that ends several cut ties is summed again each time, to the same value
             row_sums_of(self.adjacency, np.concatenate([self.src[tie_ids], self.dst[tie_ids]]), self._strength)

@@ -20,6 +20,8 @@ from .scenario import Scenario
 BYTES_PER_TIE_KEPT = 58        # ends, kind, cut day, active flag, CSR (both directions), positions, position -> tie,
                                # position -> kind
 BYTES_SAVED_BY_FLOAT32_WEIGHTS = 8  # both stored weights of a tie as float32 (kernels.weight_dtype)
+BYTES_PER_TIE_PACKED = 8       # cities that do not split, on the kernels: both entries as packed words
+                               # (kernels.packed_entries)
 BYTES_PER_TIE_BUILDING = 35    # generator keys and CSR sort buffers (int32), freed after building
 BYTES_PER_RECORD = 48          # ledger columns, dated events, output columns
 BYTES_PER_FAR_ENTRY = 16       # split cities: a far entry's slot, its slot's row and its product
@@ -107,6 +109,8 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
     }
     if weight_dtype(np.array([k.weight for k in scenario.network.kinds]), int(2 * ties)) == np.float32:
         parts["ties"] -= ties * BYTES_SAVED_BY_FLOAT32_WEIGHTS
+        if not splits(n):
+            parts["ties"] += ties * BYTES_PER_TIE_PACKED
     if splits(n):
         parts["ties"] += 2 * ties * far_share(scenario) * BYTES_PER_FAR_ENTRY + n * BYTES_PER_SPLIT_CITIZEN
     parts["total"] = sum(parts.values())
