@@ -780,10 +780,11 @@ def test_ties_cut_after_a_solve_reach_the_packed_entries(monkeypatch):
     points = rng.random(n) * 1200
     coupling = Coupling(kappa=0.5)
     scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())  # packs the entries
-    assert kernels._packs.get(id(ties.adjacency)) is not None
+    packed = kernels._matrix_cache(ties.adjacency)["packed"]
+    assert packed is not None
     ties.cut(np.arange(0, ties.n_ties, 3), day=7)
     after, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
-    packed = kernels._packs[id(ties.adjacency)][1]
+    assert kernels._matrix_cache(ties.adjacency)["packed"] is packed  # kept in step, not rebuilt
     np.testing.assert_array_equal(packed.table[packed.entries >> np.uint32(kernels.PACKED_INDEX_BITS)],
                                   ties.adjacency.data.astype(np.float64))
     monkeypatch.setattr(kernels, "_compile", lambda: None)

@@ -860,7 +860,7 @@ class FarEntries:
     sums: np.ndarray       # float64 (N,): buffer of each row's far sum
 
 
-_splits: dict[int, tuple[weakref.ref, dict]] = {}
+_matrices: dict[int, tuple[weakref.ref, dict]] = {}
 
 
 def splits(n: int) -> bool:
@@ -868,16 +868,22 @@ def splits(n: int) -> bool:
     return n > SPLIT_MIN_CITIZENS
 
 
-def _split_cache(adjacency: sp.csr_matrix) -> dict | None:
-    """What is cached about a split city's matrix (its sparsity pattern never changes); None if it does not split."""
-    if not splits(adjacency.shape[0]):
-        return None
-    entry = _splits.get(id(adjacency))
+def _matrix_cache(adjacency: sp.csr_matrix, create: bool = True) -> dict | None:
+    """What is cached about a matrix (its sparsity pattern never changes): a split city's far entries,
+    packed entries; None where nothing is yet and ``create`` is False."""
+    entry = _matrices.get(id(adjacency))
     if entry is None or entry[0]() is not adjacency:
-        for dead in [key for key, (ref, _) in _splits.items() if ref() is None]:
-            del _splits[dead]
-        entry = _splits[id(adjacency)] = (weakref.ref(adjacency), {})
+        if not create:
+            return None
+        for dead in [key for key, (ref, _) in _matrices.items() if ref() is None]:
+            del _matrices[dead]
+        entry = _matrices[id(adjacency)] = (weakref.ref(adjacency), {})
     return entry[1]
+
+
+def _split_cache(adjacency: sp.csr_matrix) -> dict | None:
+    """What is cached about a split city's matrix; None if it does not split."""
+    return _matrix_cache(adjacency) if splits(adjacency.shape[0]) else None
 
 
 def _far_entries(adjacency: sp.csr_matrix, cache: dict, k: SimpleNamespace) -> FarEntries:
@@ -1001,18 +1007,20 @@ class PackedEntries:
     table: np.ndarray    # float64 (PACKED_WEIGHTS,)
 
 
-_packs: dict[int, tuple[weakref.ref, PackedEntries]] = {}
-
-
 def packed_entries(adjacency: sp.csr_matrix, k: SimpleNamespace) -> PackedEntries | None:
     """The packed entries of ``adjacency`` (built once, then kept in step by :func:`zero_entries`).
 
-    None where they do not pack: more citizens than :data:`PACKED_INDEX_BITS`
-    can number, or more distinct weights than :data:`PACKED_WEIGHTS`.
+    None where they do not pack (decided once too): more citizens than
+    :data:`PACKED_INDEX_BITS` can number, or more distinct weights than
+    :data:`PACKED_WEIGHTS`.
     """
-    entry = _packs.get(id(adjacency))
-    if entry is not None and entry[0]() is adjacency:
-        return entry[1]
+    cache = _matrix_cache(adjacency)
+    if "packed" not in cache:
+        cache["packed"] = _pack(adjacency, k)
+    return cache["packed"]
+
+
+def _pack(adjacency: sp.csr_matrix, k: SimpleNamespace) -> PackedEntries | None:
     if adjacency.shape[1] > 2**PACKED_INDEX_BITS:
         return None
     table, codes = np.zeros(PACKED_WEIGHTS), np.empty(adjacency.nnz, np.uint8)
@@ -1020,9 +1028,6 @@ def packed_entries(adjacency: sp.csr_matrix, k: SimpleNamespace) -> PackedEntrie
         return None
     packed = PackedEntries(entries=np.empty(adjacency.nnz, np.uint32), table=table)
     k.pack_entries(_unsigned(adjacency.indices), codes, packed.entries)
-    for dead in [key for key, (ref, _) in _packs.items() if ref() is None]:
-        del _packs[dead]
-    _packs[id(adjacency)] = (weakref.ref(adjacency), packed)
     return packed
 
 
@@ -1033,10 +1038,10 @@ def zero_entries(adjacency: sp.csr_matrix, positions: np.ndarray) -> None:
     :func:`packed_entries` follow.
     """
     adjacency.data[positions] = 0.0
-    entry = _packs.get(id(adjacency))
-    if entry is not None and entry[0]() is adjacency:
-        if positions.size:
-            _compile().zero_packed(entry[1].entries, positions)
+    cache = _matrix_cache(adjacency, create=False)
+    packed = cache.get("packed") if cache is not None else None
+    if packed is not None and positions.size:
+        _compile().zero_packed(packed.entries, positions)
 
 
 def _combine(product: np.ndarray, current: np.ndarray, previous: np.ndarray, base: np.ndarray, coef: np.ndarray,
