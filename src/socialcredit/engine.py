@@ -344,10 +344,7 @@ class Engine:
         end = np.where(appealed, np.minimum(effective + cat.validity[types], overturn_day), effective + cat.validity[types])
         counted = appealed & (overturn_day < self.scenario.days)
         np.add.at(self.daily["overturned"], (overturn_day[counted], types[counted]), 1)
-        for flag in (False, True):
-            sel = is_false == flag
-            if sel.any():
-                self.book.schedule(citizens[sel], types[sel], effective[sel], end[sel], flag)
+        self.book.schedule(citizens, types, effective, end, is_false)
         self.ledger.add(citizens, types, day, effective, is_false, np.where(appealed, overturn_day, -1))
 
     def _score(self, t: int) -> None:

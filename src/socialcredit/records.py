@@ -203,40 +203,67 @@ class PointBook:
         self.serious_false = np.zeros(n, dtype=np.int32)
         self.tracked_types = tracked  # one bool (C,) mask per named list
         self.tracked = np.zeros((len(tracked), n), dtype=np.int32)
-        self._events: list[list[tuple]] = [[] for _ in range(days)]
-        self._next_day = 0
+        # scheduled events not yet applied: chunks of (day, citizen, type, is_false) sorted by day, and a sign
+        self._pending: list[tuple] = []
         self.days = days
 
     def schedule(self, citizen: np.ndarray, rtype: np.ndarray, effective: np.ndarray,
-                 end: np.ndarray, is_false: bool) -> None:
-        """Records take effect on ``effective`` and leave on ``end`` (expiry or overturn)."""
-        for day in np.unique(effective[effective < self.days]):
-            sel = effective == day
-            self._events[day].append((citizen[sel], rtype[sel], is_false, 1))
-        for day in np.unique(end[end < self.days]):
-            sel = end == day
-            self._events[day].append((citizen[sel], rtype[sel], is_false, -1))
+                 end: np.ndarray, is_false: bool | np.ndarray) -> None:
+        """Records take effect on ``effective`` and leave on ``end`` (expiry or overturn).
+
+        ``is_false``: one flag for all records, or one per record. The starts
+        and the ends are each kept as one chunk sorted by day (one sort); what
+        falls due is summed, so the order of events never matters (integer
+        milli-points and counts).
+        """
+        flags = np.broadcast_to(np.asarray(is_false, dtype=bool), citizen.shape)
+        for days, sign in ((effective, 1), (end, -1)):
+            days = np.asarray(days, dtype=np.int64)
+            inside = np.flatnonzero(days < self.days)
+            if inside.size:
+                order = inside[np.argsort(days[inside], kind="stable")]
+                self._pending.append((days[order], citizen[order], rtype[order], flags[order], sign))
 
     def advance(self, through_day: int) -> None:
-        """Apply every event dated up to and including ``through_day``."""
+        """Apply every event dated up to and including ``through_day``.
+
+        The events of all those days are applied together, a few ``np.add.at``
+        per sum: the cost grows with the events applied, never with the number
+        of citizens or of scheduling calls.
+        """
         cat = self.catalogue
-        # cost grows with the events applied, never with the number of citizens
-        for day in range(self._next_day, through_day + 1):
-            for citizen, rtype, is_false, sign in self._events[day]:
-                pts = cat.points_milli[:, rtype] * sign
-                target = self.state_false if is_false else self.state_true
-                np.add.at(target, citizen, pts[0])
-                for s in range(self.side.shape[0]):
-                    np.add.at(self.side[s], citizen, pts[s + 1])
-                ser = cat.serious[rtype]
-                if ser.any():
-                    np.add.at(self.serious_false if is_false else self.serious_true, citizen[ser], np.int32(sign))
-                for k, mask in enumerate(self.tracked_types):
-                    hit = mask[rtype]
-                    if hit.any():
-                        np.add.at(self.tracked[k], citizen[hit], np.int32(sign))
-            self._events[day] = []
-        self._next_day = max(self._next_day, through_day + 1)
+        due, pending = [], []
+        for days, *event in self._pending:  # each chunk sorted by day: its due events lead it
+            if days[0] > through_day:
+                pending.append((days, *event))
+                continue
+            split = int(np.searchsorted(days, through_day, side="right"))
+            due.append(tuple(column[:split] for column in event[:3]) + (event[3],))
+            if split < days.size:
+                pending.append((days[split:], *(column[split:] for column in event[:3]), event[3]))
+        self._pending = pending
+        if not due:
+            return
+        citizen = np.concatenate([e[0] for e in due])
+        rtype = np.concatenate([e[1] for e in due])
+        is_false = np.concatenate([e[2] for e in due])
+        sign = np.repeat(np.array([e[3] for e in due], dtype=np.int64), [e[0].size for e in due])
+        pts = cat.points_milli[:, rtype] * sign
+        for flag, target in ((False, self.state_true), (True, self.state_false)):
+            sel = is_false == flag
+            np.add.at(target, citizen[sel], pts[0][sel])
+        for s in range(self.side.shape[0]):
+            np.add.at(self.side[s], citizen, pts[s + 1])
+        counted = sign.astype(np.int32)
+        ser = cat.serious[rtype]
+        if ser.any():
+            for flag, target in ((False, self.serious_true), (True, self.serious_false)):
+                sel = ser & (is_false == flag)
+                np.add.at(target, citizen[sel], counted[sel])
+        for k, mask in enumerate(self.tracked_types):
+            hit = mask[rtype]
+            if hit.any():
+                np.add.at(self.tracked[k], citizen[hit], counted[hit])
 
 
 def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray, seed: int, first_day: int,
