@@ -790,3 +790,27 @@ def test_ties_cut_after_a_solve_reach_the_packed_entries(monkeypatch):
     monkeypatch.setattr(kernels, "_compile", lambda: None)
     plain, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
     np.testing.assert_array_equal(after, plain)
+
+
+def test_seed_state_is_numpys_seed_sequence(monkeypatch):
+    """The compiled seeding of a stream gives SeedSequence's words for any seed and key, and the same draws."""
+    from socialcredit import rng
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    assert kernels.load()
+    draw = np.random.default_rng(8)
+    cases = [(0, (5,)), (1, (5, 0, 0)), (2**32 - 1, (1, 2**32 - 1)), (2**32, (3, 7)), (2**64 + 12345, (9, 2**40, 0)),
+             (2**130 + 1, (1,)), (np.int64(42), (np.int16(3), np.uint64(2**63)))]
+    for _ in range(500):
+        keys = tuple(int(draw.integers(0, 2**32)) >> int(draw.integers(0, 32)) for _ in range(int(draw.integers(0, 5))))
+        cases.append((int(draw.integers(0, 2**63)) >> int(draw.integers(0, 63)), (int(draw.integers(1, 10)), *keys)))
+    for seed, key in cases:
+        want = np.random.SeedSequence(seed, spawn_key=key).generate_state(4, np.uint64)
+        np.testing.assert_array_equal(kernels.seed_state(rng._assembled_entropy(seed, key)), want)
+    compiled = rng.stream(7, "acts", 3, rng.name_key("petition")).random(8), rng.keyed_base(7, "tie_cut", 4)
+    monkeypatch.setattr(kernels, "REUSE_LOADED", False)
+    assert kernels.seed_state(rng._assembled_entropy(7, (5,))) is None  # not loaded for this caller: numpy seeds
+    plain = rng.stream(7, "acts", 3, rng.name_key("petition")).random(8), rng.keyed_base(7, "tie_cut", 4)
+    np.testing.assert_array_equal(compiled[0], plain[0])
+    assert compiled[1] == plain[1] and type(compiled[1]) is type(plain[1])
+    with pytest.raises(ValueError, match="non-negative"):
+        rng._assembled_entropy(-1, (5,))

@@ -756,6 +756,52 @@ def _define() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
+    mask32, xshift = np.uint64(0xFFFFFFFF), np.uint64(16)
+    init_a, mult_a = np.uint64(0x43B0D7E5), np.uint64(0x931E8875)
+    init_b, mult_b = np.uint64(0x8B51F9DD), np.uint64(0x58F38DED)
+    mix_l, mix_r = np.uint64(0xCA01F9DD), np.uint64(0x4973F715)
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _hashmix(value, h):  # pragma: no cover - compiled
+        # SeedSequence's hashmix in 32-bit arithmetic (uint64 values masked to 32 bits); the new hash constant
+        value = (value ^ h) & mask32
+        h = (h * mult_a) & mask32
+        value = (value * h) & mask32
+        return value ^ (value >> xshift), h
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _mix(x, y):  # pragma: no cover - compiled
+        result = (mix_l * x - mix_r * y) & mask32
+        return result ^ (result >> xshift)
+
+    @njit(cache=True, nogil=True)
+    def seed_state(entropy, out):  # pragma: no cover - compiled
+        # numpy's SeedSequence (a pool of 4 words) mixing an assembled entropy array, then its
+        # generate_state(out.size, np.uint64): two 32-bit words to each output word, low word first
+        pool = np.zeros(4, np.uint64)
+        h = init_a
+        for i in range(4):
+            pool[i], h = _hashmix(np.uint64(entropy[i]) if i < entropy.size else np.uint64(0), h)
+        for i_src in range(4):
+            for i_dst in range(4):
+                if i_src != i_dst:
+                    mixed, h = _hashmix(pool[i_src], h)
+                    pool[i_dst] = _mix(pool[i_dst], mixed)
+        for i_src in range(4, entropy.size):
+            for i_dst in range(4):
+                mixed, h = _hashmix(np.uint64(entropy[i_src]), h)
+                pool[i_dst] = _mix(pool[i_dst], mixed)
+        h = init_b
+        for k in range(2 * out.size):
+            value = pool[k % 4] ^ h
+            h = (h * mult_b) & mask32
+            value = (value * h) & mask32
+            value ^= value >> xshift
+            if k % 2 == 0:
+                out[k // 2] = value
+            else:
+                out[k // 2] |= value << np.uint64(32)
+
     return SimpleNamespace(spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms,
                            add_where=add_where, own_points=own_points, tie_entries=tie_entries, invert=invert,
                            pair_products=pair_products,
@@ -767,7 +813,7 @@ def _define() -> SimpleNamespace | None:
                            counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
                            chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
                            far_layout=far_layout, near_first=near_first, solve=solve, weight_codes=weight_codes,
-                           pack_entries=pack_entries, zero_packed=zero_packed)
+                           pack_entries=pack_entries, zero_packed=zero_packed, seed_state=seed_state)
 
 
 def load() -> bool:
@@ -1413,6 +1459,21 @@ def active_ends(ids: np.ndarray, active: np.ndarray, src: np.ndarray, dst: np.nd
         return k.active_ends(ids, active, src, dst)
     keep = ids[active[ids]]
     return src[keep], dst[keep]
+
+
+def seed_state(entropy: np.ndarray) -> np.ndarray | None:
+    """``SeedSequence``'s state for a PCG64 (four 64-bit words) from its assembled entropy (uint32 words).
+
+    The same words as ``np.random.SeedSequence(...).generate_state(4, np.uint64)``
+    (``tests/test_rng.py`` compares them), in about a tenth of its time: a
+    small city opens a few hundred streams a year. None where the kernels are
+    not loaded (a stream alone never loads them).
+    """
+    if not _loaded():
+        return None
+    out = np.empty(4, np.uint64)
+    _kernels.seed_state(entropy, out)
+    return out
 
 
 def compiled() -> bool:

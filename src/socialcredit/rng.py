@@ -12,6 +12,9 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
+
+from . import kernels
 
 #: Stage keys. Never renumber: they fix every stream of every stored run.
 STAGES = {
@@ -40,8 +43,47 @@ def stream(seed: int, stage: str, *keys: int) -> np.random.Generator:
     >>> a == b
     True
     """
-    seq = np.random.SeedSequence(seed, spawn_key=(STAGES[stage], *keys))
-    return np.random.Generator(np.random.PCG64(seq))
+    spawn_key = (STAGES[stage], *keys)
+    words = kernels.seed_state(_assembled_entropy(seed, spawn_key))
+    if words is None:
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
+    return np.random.Generator(np.random.PCG64(_SeedState(words)))
+
+
+class _SeedState(ISeedSequence):
+    """A seed sequence whose state is already known: ``SeedSequence(seed, spawn_key)``'s, from the kernels."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: np.ndarray):
+        self.words = words
+
+    def generate_state(self, n_words: int, dtype=np.uint64) -> np.ndarray:
+        if n_words != self.words.size or np.dtype(dtype) != np.uint64:
+            raise ValueError("a stream's seed state holds four 64-bit words, what a PCG64 asks for")
+        return self.words
+
+
+def _words32(n: int) -> list[int]:
+    """A non-negative integer as little-endian 32-bit words, as ``SeedSequence`` reads it (0 is one word)."""
+    n = int(n)
+    if n < 0:
+        raise ValueError("expected non-negative integer")
+    words = [n & 0xFFFFFFFF]
+    n >>= 32
+    while n:
+        words.append(n & 0xFFFFFFFF)
+        n >>= 32
+    return words
+
+
+def _assembled_entropy(seed: int, spawn_key: tuple) -> np.ndarray:
+    """``SeedSequence(seed, spawn_key=spawn_key)``'s entropy words: the seed's, padded to the pool of 4, then the key's."""
+    words = _words32(seed)
+    words += [0] * (4 - len(words))
+    for key in spawn_key:
+        words += _words32(key)
+    return np.array(words, dtype=np.uint32)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -51,7 +93,11 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def keyed_base(seed: int, stage: str, key: int) -> np.uint64:
     """The 64-bit base of one (seed, stage, key) cell's keyed uniforms (:func:`uniform_of_keys`)."""
-    return np.random.SeedSequence(seed, spawn_key=(STAGES[stage], key)).generate_state(1, np.uint64)[0]
+    spawn_key = (STAGES[stage], key)
+    words = kernels.seed_state(_assembled_entropy(seed, spawn_key))  # the first word is generate_state(1)'s
+    if words is None:
+        return np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(1, np.uint64)[0]
+    return words[0]
 
 
 def uniform_of_keys(base: np.uint64, ids: np.ndarray) -> np.ndarray:
