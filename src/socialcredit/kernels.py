@@ -761,36 +761,35 @@ def _define() -> SimpleNamespace | None:
     init_b, mult_b = np.uint64(0x8B51F9DD), np.uint64(0x58F38DED)
     mix_l, mix_r = np.uint64(0xCA01F9DD), np.uint64(0x4973F715)
 
-    @njit(cache=True, nogil=True, inline="always")
-    def _hashmix(value, h):  # pragma: no cover - compiled
-        # SeedSequence's hashmix in 32-bit arithmetic (uint64 values masked to 32 bits); the new hash constant
-        value = (value ^ h) & mask32
-        h = (h * mult_a) & mask32
-        value = (value * h) & mask32
-        return value ^ (value >> xshift), h
-
-    @njit(cache=True, nogil=True, inline="always")
-    def _mix(x, y):  # pragma: no cover - compiled
-        result = (mix_l * x - mix_r * y) & mask32
-        return result ^ (result >> xshift)
-
     @njit(cache=True, nogil=True)
     def seed_state(entropy, out):  # pragma: no cover - compiled
         # numpy's SeedSequence (a pool of 4 words) mixing an assembled entropy array, then its
-        # generate_state(out.size, np.uint64): two 32-bit words to each output word, low word first
+        # generate_state(out.size, np.uint64): two 32-bit words to each output word, low word first.
+        # 32-bit arithmetic in uint64 values masked to 32 bits; no helper functions, whose dispatchers
+        # in the closure would give the kernel a new cache key in every process.
         pool = np.zeros(4, np.uint64)
         h = init_a
-        for i in range(4):
-            pool[i], h = _hashmix(np.uint64(entropy[i]) if i < entropy.size else np.uint64(0), h)
-        for i_src in range(4):
-            for i_dst in range(4):
-                if i_src != i_dst:
-                    mixed, h = _hashmix(pool[i_src], h)
-                    pool[i_dst] = _mix(pool[i_dst], mixed)
-        for i_src in range(4, entropy.size):
-            for i_dst in range(4):
-                mixed, h = _hashmix(np.uint64(entropy[i_src]), h)
-                pool[i_dst] = _mix(pool[i_dst], mixed)
+        # each step hashes one word (SeedSequence's hashmix), then mixes it into a pool word (mix);
+        # steps 0-3 fill the pool, then every pool word is mixed into every other, then the rest
+        steps = 4 + 12 + 4 * max(entropy.size - 4, 0)
+        for step in range(steps):
+            if step < 4:
+                value, dst = (np.uint64(entropy[step]) if step < entropy.size else np.uint64(0)), step
+            elif step < 16:
+                src, dst = (step - 4) // 3, (step - 4) % 3
+                dst += dst >= src
+                value = pool[src]
+            else:
+                value, dst = np.uint64(entropy[4 + (step - 16) // 4]), (step - 16) % 4
+            value = (value ^ h) & mask32
+            h = (h * mult_a) & mask32
+            value = (value * h) & mask32
+            value ^= value >> xshift
+            if step < 4:
+                pool[dst] = value
+            else:
+                mixed = (mix_l * pool[dst] - mix_r * value) & mask32
+                pool[dst] = mixed ^ (mixed >> xshift)
         h = init_b
         for k in range(2 * out.size):
             value = pool[k % 4] ^ h
