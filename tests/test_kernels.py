@@ -385,7 +385,7 @@ def test_compiled_kernels_load_from_the_cache_in_a_new_process(scenarios_dir):
     used()  # compiles and caches whatever this checkout has not cached yet
     again = used()
     assert {"solve", "cut_and_fear", "grades_and_lists", "changed_rows", "search_ascending",
-            "pair_products", "tie_entries", "own_points", "coupling_terms"} <= set(again)
+            "packed_pair_products", "tie_entries", "own_points", "coupling_terms", "median"} <= set(again)
     assert {name: misses for name, (_, misses) in again.items() if misses} == {}
     assert all(hits > 0 for hits, _ in again.values())
     # prepare() alone, in a fresh process, loads in the background every overload that run used, compiling none
@@ -474,15 +474,20 @@ def test_search_ascending_is_searchsorted_right_with_zero_rates_and_edges():
         np.testing.assert_array_equal(found, np.searchsorted(cumulative, needles, side="right"))
 
 
-def test_paired_products_are_each_vectors_product_bit_for_bit():
+@pytest.mark.parametrize("weights", ["many", "tie kinds"])
+def test_paired_products_are_each_vectors_product_bit_for_bit(weights):
     a = _large_matrix(9)
-    a.data = a.data.astype(np.float32)  # as large cities store them
     rng = np.random.default_rng(10)
+    if weights == "tie kinds":  # few distinct weights: the packed entries are read
+        a.data = rng.choice([2.0, 1.0, 0.5, 0.0], size=a.nnz)
+    a.data = a.data.astype(np.float32)  # as large cities store them
+    assert (kernels.packed_entries(a, kernels._compile()) is None) == (weights == "many")
     vectors = [rng.random(a.shape[0]) * 1000 for _ in range(3)]  # a pair, then one alone
     found = kernels.paired_products(a, vectors)
     assert found is not None and len(found) == 3
     for x, product in zip(vectors, found):
         np.testing.assert_array_equal(product, kernels.matvec(a, x))
+        np.testing.assert_array_equal(product, a.astype(np.float64) @ x)
     assert kernels.paired_products(sp.csr_matrix(np.eye(3)), [np.ones(3), np.ones(3)]) is None  # small: apart
 
 
