@@ -205,15 +205,17 @@ def _define() -> SimpleNamespace | None:
             out[i] = _row_product(indptr, indices, data, x, i, last)
 
     @njit(parallel=True, cache=True, nogil=True)
-    def pair_products(indptr, indices, data, x, y, x_out, y_out):  # pragma: no cover - compiled
-        # the two vectors side by side: one gather fetches both of a neighbour's values
-        n = indptr.size - 1
-        pair = np.empty((n, 2))
-        for i in prange(n):
+    def side_by_side(x, y, pair):  # pragma: no cover - compiled
+        # two vectors as the rows of an (n, 2) array, so that one gather fetches both of a neighbour's values
+        for i in prange(x.size):
             pair[i, 0] = x[i]
             pair[i, 1] = y[i]
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def pair_products(indptr, indices, data, pair, x_out, y_out):  # pragma: no cover - compiled
+        # the two products of side_by_side's vectors in one pass
         last = indices.size - 1
-        for i in prange(n):
+        for i in prange(indptr.size - 1):
             first = 0.0
             second = 0.0
             for p in range(indptr[i], indptr[i + 1]):
@@ -225,13 +227,9 @@ def _define() -> SimpleNamespace | None:
             y_out[i] = second
 
     @njit(parallel=True, cache=True, nogil=True)
-    def packed_pair_products(indptr, packed, table, x, y, x_out, y_out):  # pragma: no cover - compiled
+    def packed_pair_products(indptr, packed, table, pair, x_out, y_out):  # pragma: no cover - compiled
         # pair_products on packed entries (the solver's): the same sums, 4 bytes an entry instead of 8
         n = indptr.size - 1
-        pair = np.empty((n, 2))
-        for i in prange(n):
-            pair[i, 0] = x[i]
-            pair[i, 1] = y[i]
         last = packed.size - 1
         fetch = n >= fetch_min
         for i in prange(n):
@@ -837,7 +835,7 @@ def _define() -> SimpleNamespace | None:
 
     return SimpleNamespace(median=median, spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms,
                            add_where=add_where, own_points=own_points, tie_entries=tie_entries, invert=invert,
-                           pair_products=pair_products, packed_pair_products=packed_pair_products,
+                           side_by_side=side_by_side, pair_products=pair_products, packed_pair_products=packed_pair_products,
                            combine=combine, search_ascending=search_ascending, gather=gather,
                            scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys,
                            grades_and_lists=grades_and_lists, changed_rows=changed_rows, matvec=matvec,
@@ -1269,10 +1267,12 @@ def paired_products(adjacency: sp.csr_matrix, vectors: list[np.ndarray]) -> list
     for first in range(0, len(vectors) - 1, 2):
         x_out, y_out = np.empty(n), np.empty(n)
         x, y = (np.ascontiguousarray(v, np.float64) for v in vectors[first:first + 2])
+        pair = np.empty((n, 2))
+        k.side_by_side(x, y, pair)
         if packed is not None:
-            k.packed_pair_products(indptr, packed.entries, packed.table, x, y, x_out, y_out)
+            k.packed_pair_products(indptr, packed.entries, packed.table, pair, x_out, y_out)
         else:
-            k.pair_products(indptr, indices, adjacency.data, x, y, x_out, y_out)
+            k.pair_products(indptr, indices, adjacency.data, pair, x_out, y_out)
         out += [x_out, y_out]
     if len(vectors) % 2:
         out.append(matvec(adjacency, vectors[-1]))
