@@ -819,3 +819,25 @@ def test_seed_state_is_numpys_seed_sequence(monkeypatch):
     assert compiled[1] == plain[1] and type(compiled[1]) is type(plain[1])
     with pytest.raises(ValueError, match="non-negative"):
         rng._assembled_entropy(-1, (5,))
+
+
+def test_sort_spread_is_numpys_sort_for_spread_values_and_for_any_others(monkeypatch):
+    """The bucket sort returns np.sort's array, serial and in parallel groups, on floats and int keys, and on
+    values that are not spread as it was told (crowded, equal, outside the range): those are only slower."""
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    assert kernels.load()
+    rng = np.random.default_rng(11)
+    for n in (0, 1, kernels.SPREAD_SORT_MIN - 1, kernels.SPREAD_SORT_MIN, 1_000, kernels.SPREAD_SORT_PARALLEL_MIN - 1,
+              kernels.SPREAD_SORT_PARALLEL_MIN, 400_000):
+        high = 312_000 * 311_999
+        cases = [(rng.random(n), 0.0, 1.0), (rng.integers(0, high, n), 0, high),
+                 (np.minimum(rng.integers(0, 5_000, n), rng.integers(0, 5_000, n)) * 5_000, 0, 5_000**2),  # i < j keys
+                 (np.zeros(n), 0.0, 1.0), (np.repeat(rng.random(n // 50 + 1), 50)[:n], 0.0, 1.0),
+                 (rng.random(n) * 3.0 - 1.0, 0.0, 1.0), (rng.random(n) ** 8, 0.0, 1.0)]
+        for values, low, high_ in cases:
+            got = kernels.sort_spread(values, low, high_)
+            assert got.dtype == values.dtype
+            np.testing.assert_array_equal(got, np.sort(values))
+    monkeypatch.setattr(kernels, "REUSE_LOADED", False)
+    small = rng.random(100)
+    np.testing.assert_array_equal(kernels.sort_spread(small, 0.0, 1.0), np.sort(small))  # numpy's own path

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 from .errors import ScenarioError
 from .kernels import (active_entries_of_rows, cut_and_fear, inverse_permutation, mark_neighbours, near_first, per_entry,
-                      ring_ties, row_sums, row_sums_of, split_keys, splits, take, tie_entries, weight_dtype,
-                      zero_entries)
+                      ring_ties, row_sums, row_sums_of, sort_spread, split_keys, splits, take, tie_entries,
+                      weight_dtype, zero_entries)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -279,7 +279,7 @@ def _sample_pairs(m: int, na: int, nb: int, rng: np.random.Generator, same: bool
         if same:
             keep = i != j
             i, j = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-        keys = _sorted_unique(np.concatenate([keys, i * nb + j]))
+        keys = _sorted_unique(np.concatenate([keys, i * nb + j]), spread=na * nb)
     if keys.size > m:
         drop = rng.choice(keys.size, size=keys.size - m, replace=False)
         keys = np.delete(keys, drop)
@@ -464,12 +464,13 @@ def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nda
     return at, found
 
 
-def _sorted_unique(keys: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+def _sorted_unique(keys: np.ndarray, kind: str = "quicksort", spread: int | None = None) -> np.ndarray:
     """Sorted distinct values (a sort and a diff: faster than np.unique's hash here).
 
-    ``kind="stable"`` suits keys made of a few sorted runs (timsort merges them).
+    ``kind="stable"`` suits keys made of a few sorted runs (timsort merges them);
+    ``spread``, keys drawn evenly from ``[0, spread)`` (``kernels.sort_spread``).
     """
-    keys = np.sort(keys, kind=kind)
+    keys = np.sort(keys, kind=kind) if spread is None else sort_spread(keys, 0, spread)
     if keys.size:
         keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
     return keys

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .kernels import search_ascending
+from .kernels import search_ascending, sort_spread
 from .rng import name_key, stream
 from .scenario import Scenario
 from .scoring import to_milli
@@ -83,7 +83,7 @@ class ActSampler:
         """Citizen ids of the candidate acts of ``days`` days (one entry per act, ascending)."""
         count = rng.poisson(self.total * days)
         # sorted needles let each search start where the last one ended
-        needles = np.sort(rng.random(count)) * self.total
+        needles = sort_spread(rng.random(count), 0.0, 1.0) * self.total
         found = search_ascending(self.cumulative, needles)
         return (found if self.ids is None else self.ids[found]).astype(np.int32)
 
