@@ -474,6 +474,33 @@ def test_search_ascending_is_searchsorted_right_with_zero_rates_and_edges():
         np.testing.assert_array_equal(found, np.searchsorted(cumulative, needles, side="right"))
 
 
+@pytest.mark.parametrize("n", [kernels.GUIDE_MIN_CITIZENS, 200_003])
+def test_a_guided_search_is_searchsorted_right_for_any_needles(monkeypatch, n):
+    """The guide's search (taken for fewer needles than guide entries) finds numpy's indices on runs of equal
+    partial sums, a few heavy rates, needles on partial sums, at and beyond both ends, in any order."""
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    assert kernels.load()
+    rng = np.random.default_rng(9)
+    rates = rng.gamma(0.3, 1.0, n) * (rng.random(n) < 0.6)
+    rates[:7] = rates[-7:] = 0.0
+    rates[rng.integers(0, n, 5)] = 1e4  # one citizen spans many guide entries
+    cumulative = np.cumsum(rates)
+    total = cumulative[-1]
+    guide = kernels.search_guide(cumulative)
+    assert guide is not None and guide.starts[-1] == n
+    few = n // kernels.GUIDE_CITIZENS - 1
+    guided, calls = kernels._kernels.search_guided, []
+    monkeypatch.setattr(kernels._kernels, "search_guided", lambda *a: (calls.append(1), guided(*a)))
+    for needles in (np.sort(rng.random(few)) * total, rng.random(few) * total,
+                    cumulative[rng.integers(0, n, few)], np.nextafter(cumulative[rng.integers(0, n, few)], 0),
+                    np.array([0.0, 0.0, total, total, np.nextafter(total, 0), total * 3]), np.empty(0),
+                    np.sort(rng.random(n)) * total):  # as many needles as citizens: galloping instead
+        found = kernels.search_ascending(cumulative, needles, guide)
+        np.testing.assert_array_equal(found, np.searchsorted(cumulative, needles, side="right"))
+    assert len(calls) == 6
+    assert kernels.search_guide(np.zeros(n)) is None and kernels.search_guide(cumulative[:100]) is None
+
+
 @pytest.mark.parametrize("weights", ["many", "tie kinds"])
 def test_paired_products_are_each_vectors_product_bit_for_bit(weights):
     a = _large_matrix(9)

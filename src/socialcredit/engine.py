@@ -159,7 +159,7 @@ class Engine:
         self.degree_start = self.ties.degree(active_only=False)
         self.catalogue = Catalogue.of(scenario)
         self.rules = ListRules.of(scenario)
-        self.samplers = [ActSampler(row) for row in self.population.base_rate]
+        self.samplers = [ActSampler(row, guided=True) for row in self.population.base_rate]
         self.boosts: list[ActSampler | None] = [None] * len(scenario.record_types)
         self._candidates: Candidates | None = None  # this block's candidate acts (drawn on its first day)
         self._false: tuple = ()                      # this block's false records and their day bounds

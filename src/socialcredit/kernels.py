@@ -71,6 +71,9 @@ PREFETCH_ROWS_AHEAD = 8
 #: the core's own cache, where a prefetch is one more instruction per entry and nothing gained.
 PREFETCH_MIN_CITIZENS = 2**16
 
+#: A :func:`search_guide` has one entry per this many citizens, and is made for arrays of at least GUIDE_MIN_CITIZENS.
+GUIDE_CITIZENS = 16
+GUIDE_MIN_CITIZENS = 1024
 #: :func:`sort_spread` leaves shorter arrays to numpy, and sorts longer ones in parallel groups.
 SPREAD_SORT_MIN = 64
 SPREAD_SORT_PARALLEL_MIN = 2**17
@@ -788,6 +791,51 @@ def _define() -> SimpleNamespace | None:
                 lo = a
             out[t] = lo
 
+    @njit(cache=True, nogil=True)
+    def guide_of(cumulative, scale, starts):  # pragma: no cover - compiled
+        # starts[g]: the first index whose int(cumulative * scale) reaches g (g up to starts.size - 2, the
+        # map capped there), or cumulative.size; the last entry is always cumulative.size
+        n = cumulative.size
+        top = starts.size - 2
+        g = 0
+        for i in range(n):
+            c = min(np.int64(cumulative[i] * scale), top)
+            while g <= c:
+                starts[g] = i
+                g += 1
+        while g < starts.size:
+            starts[g] = n
+            g += 1
+        starts[starts.size - 1] = n
+
+    @njit(cache=True, nogil=True)
+    def search_guided(cumulative, starts, scale, needles, out):  # pragma: no cover - compiled
+        # search_ascending by a guide (guide_of): the first index whose value exceeds a needle v lies between
+        # starts[g] and starts[g + 1] for g = int(v * scale), a few entries apart; each needle is searched
+        # on its own, so the processor overlaps the searches of many (no needle waits for the last). The
+        # arrays are cold (a type's are read once a week): the guide entry of the needle 16 ahead is
+        # prefetched, and the first entries it points at for the needle 8 ahead.
+        top = starts.size - 2
+        m = needles.size
+        last = cumulative.size - 1
+        for t in range(m):
+            if t + 16 < m:
+                _prefetch(starts, min(max(np.int64(needles[t + 16] * scale), 0), top))
+            if t + 8 < m:
+                ahead = starts[min(max(np.int64(needles[t + 8] * scale), 0), top)]
+                _prefetch(cumulative, min(ahead, last))
+                _prefetch(cumulative, min(ahead + 8, last))
+            v = needles[t]
+            g = min(max(np.int64(v * scale), 0), top)
+            a, b = starts[g], starts[g + 1]
+            while a < b:
+                half = (a + b) >> 1
+                if cumulative[half] <= v:
+                    a = half + 1
+                else:
+                    b = half
+            out[t] = a
+
     @njit(cache=True, nogil=True, inline="always")
     def _spread_sort(values, low, scale, out, counts):  # pragma: no cover - compiled (binds the global)
         # values, whose (v - low) * scale spread evenly over [0, 1), sorted into out: each is placed in one
@@ -902,7 +950,8 @@ def _define() -> SimpleNamespace | None:
                            add_where=add_where, own_points=own_points, tie_entries=tie_entries, invert=invert,
                            side_by_side=side_by_side, pair_products=pair_products, packed_pair_products=packed_pair_products,
                            combine=combine, search_ascending=search_ascending, gather=gather,
-                           spread_sort=spread_sort, spread_sort_parallel=spread_sort_parallel,
+                           spread_sort=spread_sort, spread_sort_parallel=spread_sort_parallel, guide_of=guide_of,
+                           search_guided=search_guided,
                            scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys,
                            grades_and_lists=grades_and_lists, changed_rows=changed_rows, matvec=matvec,
                            chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums, listed_rows=listed_rows,
@@ -1471,17 +1520,54 @@ def sort_spread(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return out
 
 
-def search_ascending(cumulative: np.ndarray, needles: np.ndarray) -> np.ndarray:
+@dataclass
+class SearchGuide:
+    """Where :func:`search_ascending` starts looking in one cumulative array (:func:`search_guide`).
+
+    ``starts[g]`` is the first index whose ``int(cumulative * scale)`` reaches
+    ``g``, so the answer for a needle ``v`` lies between ``starts[g]`` and
+    ``starts[g + 1]`` for ``g = int(v * scale)`` (rounding is monotone).
+    """
+
+    starts: np.ndarray
+    scale: float
+
+
+def search_guide(cumulative: np.ndarray) -> SearchGuide | None:
+    """A guide to ``cumulative`` (nondecreasing, non-negative) with one entry per :data:`GUIDE_CITIZENS`
+    of its values, or None where the kernels do not run or the array is short or all zero.
+
+    Built once per act type and run (4 bytes per 16 citizens).
+    """
+    n = cumulative.size
+    k = _fast_per_citizen(n)
+    if k is None or n < GUIDE_MIN_CITIZENS or not cumulative[-1] > 0:
+        return None
+    groups = n // GUIDE_CITIZENS
+    starts = np.empty(groups + 2, dtype=np.int32 if n < 2**31 else np.int64)
+    scale = groups / float(cumulative[-1])
+    k.guide_of(cumulative, scale, starts)
+    return SearchGuide(starts=starts, scale=scale)
+
+
+def search_ascending(cumulative: np.ndarray, needles: np.ndarray, guide: SearchGuide | None = None) -> np.ndarray:
     """``np.searchsorted(cumulative, needles, side="right")`` for ascending needles.
 
-    Compiled for long arrays, it gallops forward from the last answer: 2x faster
-    than numpy's search on the 590,000 cumulative rates of Rongcheng.
+    Compiled for long arrays, it gallops forward from the last answer (2x faster
+    than numpy's search on the 590,000 cumulative rates of Rongcheng). Given a
+    :func:`search_guide` of ``cumulative``, fewer needles than guide entries are
+    searched each among a few entries, with the cold arrays prefetched: 8,000
+    needles in a cold array of 590,000 take 39 ns each instead of 84. A search
+    has one answer, so every way gives the same indices.
     """
     k = _fast_per_citizen(cumulative.size)
     if k is None:
         return np.searchsorted(cumulative, needles, side="right")
     out = np.empty(needles.size, dtype=np.intp)
-    k.search_ascending(cumulative, needles, out)
+    if guide is not None and needles.size * GUIDE_CITIZENS < cumulative.size:
+        k.search_guided(cumulative, guide.starts, guide.scale, needles, out)
+    else:
+        k.search_ascending(cumulative, needles, out)
     return out
 
 
