@@ -92,7 +92,7 @@ def estimate_memory(scenario: Scenario) -> dict[str, float]:
     f = len(scenario.effects)
     lists = len(scenario.lists.named)
     per_citizen = (
-        16 * c                    # base rates and their cumulative sums
+        16.25 * c                 # base rates, their cumulative sums and search guides (4 bytes per 16)
         + 2 * (8 * multipliers + f)  # effect multipliers and masks, old and new standing
         + 2 * (40 + 8 * s + lists)  # points, scores, grades, lists, old and new
         # and the standing before, while the books of its step are written off the engine's thread
