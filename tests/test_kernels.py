@@ -868,3 +868,19 @@ def test_sort_spread_is_numpys_sort_for_spread_values_and_for_any_others(monkeyp
     monkeypatch.setattr(kernels, "REUSE_LOADED", False)
     small = rng.random(100)
     np.testing.assert_array_equal(kernels.sort_spread(small, 0.0, 1.0), np.sort(small))  # numpy's own path
+
+
+def test_entry_weights_are_each_entrys_kind_weight_compiled_and_plain(monkeypatch):
+    """Entries of the tie list (k < e from src, k >= e from dst) get the weight of their tie's kind."""
+    rng = np.random.default_rng(12)
+    e = kernels.PARALLEL_MIN_NNZ // 2 + 11
+    kind = rng.integers(0, 3, e).astype(np.int8)
+    weights = np.array([2.0, 1.0, 0.5], np.float32)
+    order = rng.permutation(2 * e).astype(np.int32)
+    compiled = kernels.entry_weights(kind, weights, order)
+    monkeypatch.setattr(kernels, "_fast", lambda size: None)
+    plain = kernels.entry_weights(kind, weights, order)
+    assert compiled.dtype == plain.dtype == np.float32
+    np.testing.assert_array_equal(compiled, plain)
+    np.testing.assert_array_equal(compiled[order == 5], weights[kind[5]])
+    np.testing.assert_array_equal(compiled[order == e + 5], weights[kind[5]])

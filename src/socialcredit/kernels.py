@@ -173,6 +173,7 @@ def _define() -> SimpleNamespace | None:
         return None
     _prefetch = prefetch
     ahead, rows_ahead, fetch_min = PREFETCH_AHEAD, PREFETCH_ROWS_AHEAD, PREFETCH_MIN_CITIZENS
+    ahead_entries = ahead
     column_mask, code_shift = np.uint32(2**PACKED_INDEX_BITS - 1), np.uint32(PACKED_INDEX_BITS)
 
     @njit(cache=True, nogil=True, inline="always")
@@ -766,6 +767,17 @@ def _define() -> SimpleNamespace | None:
             _prefetch(values, order[min(i + ahead, last)])
             out[i] = values[order[i]]
 
+    @njit(parallel=True, cache=True, nogil=True)
+    def entry_weights(kind, weights, order, out):  # pragma: no cover - compiled
+        # entry p's weight: that of the kind of its tie (entry k < e is tie k, entry k >= e tie k - e)
+        e = kind.size
+        last = order.size - 1
+        for p in prange(order.size):
+            ahead = order[min(p + ahead_entries, last)]
+            _prefetch(kind, ahead - e if ahead >= e else ahead)
+            k = order[p]
+            out[p] = weights[kind[k - e if k >= e else k]]
+
     @njit(cache=True, nogil=True)
     def search_ascending(cumulative, needles, out):  # pragma: no cover - compiled
         # first index whose value exceeds each needle; needles ascend, so each search gallops forward
@@ -951,7 +963,7 @@ def _define() -> SimpleNamespace | None:
                            side_by_side=side_by_side, pair_products=pair_products, packed_pair_products=packed_pair_products,
                            combine=combine, search_ascending=search_ascending, gather=gather,
                            spread_sort=spread_sort, spread_sort_parallel=spread_sort_parallel, guide_of=guide_of,
-                           search_guided=search_guided,
+                           search_guided=search_guided, entry_weights=entry_weights,
                            scatter_per_tie=scatter_per_tie, ring_ties=ring_ties, split_keys=split_keys,
                            grades_and_lists=grades_and_lists, changed_rows=changed_rows, matvec=matvec,
                            chebyshev=chebyshev, row_sums=row_sums, rows_sums=rows_sums, listed_rows=listed_rows,
@@ -1498,6 +1510,17 @@ def take(values: np.ndarray, order: np.ndarray) -> np.ndarray:
         return values[order]
     out = np.empty(order.size, dtype=values.dtype)
     k.gather(values, order, out)
+    return out
+
+
+def entry_weights(kind: np.ndarray, weights: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Each stored entry's weight, ``weights[concat(kind, kind)[order]]``: the weight of its tie's kind, for
+    entries in ``order`` (:func:`tie_entries`). Compiled for long ones: one pass, no doubled kind array."""
+    k = _fast(order.size)
+    if k is None:
+        return weights[take(np.concatenate([kind, kind]), order)]
+    out = np.empty(order.size, dtype=weights.dtype)
+    k.entry_weights(kind, weights, order, out)
     return out
 
 

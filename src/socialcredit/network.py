@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, cut_and_fear, inverse_permutation, mark_neighbours, near_first, per_entry,
-                      ring_ties, row_sums, row_sums_of, sort_spread, split_keys, splits, take, tie_entries,
-                      weight_dtype, zero_entries)
+from .kernels import (active_entries_of_rows, cut_and_fear, entry_weights, inverse_permutation, mark_neighbours,
+                      near_first, per_entry, ring_ties, row_sums, row_sums_of, sort_spread, split_keys, splits,
+                      tie_entries, weight_dtype, zero_entries)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -193,7 +193,7 @@ def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, kind_weights: np.n
         if stored.size == 1:  # one kind: every entry has its weight
             adjacency, pos = _csr(src, dst, lambda order: np.full(order.size, stored[0]), n)
         else:
-            adjacency, pos = _csr(src, dst, lambda order: stored[take(np.concatenate([kind, kind]), order)], n)
+            adjacency, pos = _csr(src, dst, lambda order: entry_weights(kind, stored, order), n)
     else:
         weight = np.asarray(weight, dtype=np.float64)
         stored = weight.astype(weight_dtype(weight, 2 * src.shape[0]))
