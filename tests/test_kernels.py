@@ -501,11 +501,11 @@ def test_a_guided_search_is_searchsorted_right_for_any_needles(monkeypatch, n):
     assert kernels.search_guide(np.zeros(n)) is None and kernels.search_guide(cumulative[:100]) is None
 
 
-@pytest.mark.parametrize("weights", ["many", "tie kinds"])
+@pytest.mark.parametrize("weights", ["many", "tie kinds", "tie kinds, prefetched"])
 def test_paired_products_are_each_vectors_product_bit_for_bit(weights):
-    a = _large_matrix(9)
+    a = _large_matrix(9, n=kernels.PREFETCH_MIN_CITIZENS + 4_000 if weights.endswith("prefetched") else 40_000)
     rng = np.random.default_rng(10)
-    if weights == "tie kinds":  # few distinct weights: the packed entries are read
+    if weights.startswith("tie kinds"):  # few distinct weights: the packed entries are read
         a.data = rng.choice([2.0, 1.0, 0.5, 0.0], size=a.nnz)
     a.data = a.data.astype(np.float32)  # as large cities store them
     assert (kernels.packed_entries(a, kernels._compile()) is None) == (weights == "many")
@@ -720,9 +720,10 @@ def test_prefetch_reads_and_writes_nothing():
         hint_a_number(1.0)
 
 
-@pytest.mark.parametrize("n", [3_000, 40_000])
+@pytest.mark.parametrize("n", [3_000, 40_000, kernels.PREFETCH_MIN_CITIZENS + 4_000])
 def test_the_compiled_solve_is_the_step_by_step_loop(monkeypatch, n):
-    """One compiled call runs scoring's Chebyshev loop: the same iterations and the same bits, small or large."""
+    """One compiled call runs scoring's Chebyshev loop: the same iterations and the same bits, small or large
+    (from PREFETCH_MIN_CITIZENS on, its passes prefetch, reading the words after the packed entries)."""
     from socialcredit import scoring
     from socialcredit.scenario import Coupling
     rng = np.random.default_rng(21)
@@ -772,8 +773,9 @@ def test_packed_entries_hold_each_column_and_weight():
     a = _kind_weighted_city(5_000, 3)
     kernels.zero_entries(a, np.array([0, 7, 11]))
     packed = kernels.packed_entries(a, kernels._compile())
-    columns = packed.entries & np.uint32(2**kernels.PACKED_INDEX_BITS - 1)
-    codes = packed.entries >> np.uint32(kernels.PACKED_INDEX_BITS)
+    assert packed.entries.size == a.nnz + kernels.PREFETCH_AHEAD and not packed.entries[a.nnz:].any()  # zeros after
+    columns = packed.entries[:a.nnz] & np.uint32(2**kernels.PACKED_INDEX_BITS - 1)
+    codes = packed.entries[:a.nnz] >> np.uint32(kernels.PACKED_INDEX_BITS)
     np.testing.assert_array_equal(columns, a.indices)
     np.testing.assert_array_equal(packed.table[codes], a.data.astype(np.float64))
     assert packed.table[0] == 0.0 and (codes[[0, 7, 11]] == 0).all()
@@ -817,7 +819,7 @@ def test_ties_cut_after_a_solve_reach_the_packed_entries(monkeypatch):
     ties.cut(np.arange(0, ties.n_ties, 3), day=7)
     after, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
     assert kernels._matrix_cache(ties.adjacency)["packed"] is packed  # kept in step, not rebuilt
-    np.testing.assert_array_equal(packed.table[packed.entries >> np.uint32(kernels.PACKED_INDEX_BITS)],
+    np.testing.assert_array_equal(packed.table[packed.entries[:-kernels.PREFETCH_AHEAD] >> np.uint32(kernels.PACKED_INDEX_BITS)],
                                   ties.adjacency.data.astype(np.float64))
     monkeypatch.setattr(kernels, "_compile", lambda: None)
     plain, _ = scoring.coupled_score(points, ties.adjacency, coupling, ties.weighted_degree())
