@@ -523,23 +523,3 @@ def test_a_failure_in_the_books_surfaces_on_the_engine_thread(reference_path, mo
     for _ in range(14):
         eng.step()
     assert [row["step"] for row in eng.metrics] == [0, 1]
-
-
-def test_family_ends_kept_step_by_step_are_a_fresh_pass_over_the_family_ties(scenarios_dir):
-    """The ends of active family ties, updated from each step's cut ties, are those a pass over all family
-    ties finds (Rongcheng's spouse effect spills over to family; family ties are cut with p 0.01)."""
-    from socialcredit.kernels import active_ends
-    s = load_scenario(scenarios_dir / "rongcheng.toml", ["population.size=20000", "days=98",
-                                                         "network.kinds.family.cut_probability=0.2"])
-    engine = Engine(s)
-    looks = 0
-    for _ in range(14):
-        engine.run(until=engine.day + 7)
-        first, second = engine._family_ties()
-        ties = engine.ties
-        ids = np.flatnonzero(ties.kind == engine._family_kind)
-        want = active_ends(ids, ties.active, ties.src, ties.dst)
-        np.testing.assert_array_equal(first, want[0])
-        np.testing.assert_array_equal(second, want[1])
-        looks += first.size < ids.size
-    assert looks >= 10  # family ties were cut and the kept ends followed

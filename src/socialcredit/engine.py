@@ -183,8 +183,7 @@ class Engine:
         spills = any(e.target == "family" for e in scenario.effects) and "family" in kinds
         self._family_kind = kinds.index("family") if spills else -1
         self._family_ids = np.flatnonzero(self.ties.kind == self._family_kind) if spills else None
-        # as of the last look: (family ties cut so far, calls of Ties.cut so far, the active family ties, their ends)
-        self._family_ends: tuple | None = None
+        self._family_ends: tuple | None = None  # (family ties cut so far, their ends) as of the last look
         self.standing = self._initial_standing()
         self._update_boosts(self.standing)
         self.timings["build"] = time.perf_counter() - t0
@@ -459,28 +458,15 @@ class Engine:
     def _family_ties(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Ends of the active family ties, when some effect spills over to family.
 
-        Kept until a family tie is cut (the ends of a million of them cost a pass
-        each time); when the ties cut since the last look are one call's of
-        :meth:`Ties.cut`, the family ties among them are taken out of the kept
-        ends instead (a search for each, then one copy: 3.4 ms -> 1 ms a step at
-        Rongcheng). The ends stay in the order of the ties either way.
+        Kept until a family tie is cut (family ties are rarely cut, and the ends of
+        a million of them cost a pass each time).
         """
         if self._family_ids is None:
             return None
-        ties = self.ties
-        cut = int(ties.cuts_by_kind[self._family_kind])
-        kept = self._family_ends
-        if kept is not None and kept[0] != cut and ties.cut_calls == kept[1] + 1:
-            batch = ties.last_cut
-            gone = np.searchsorted(kept[2], np.sort(batch[ties.kind[batch] == self._family_kind]))
-            self._family_ends = (cut, ties.cut_calls, *(np.delete(a, gone) for a in kept[2:]))
-        elif kept is not None and kept[0] == cut:  # no family tie among the ties cut since: the same ends
-            self._family_ends = (cut, ties.cut_calls, *kept[2:])
-        else:
-            ids = self._family_ids
-            self._family_ends = (cut, ties.cut_calls, ids[ties.active[ids]],
-                                 *active_ends(ids, ties.active, ties.src, ties.dst))
-        return self._family_ends[3], self._family_ends[4]
+        cut = int(self.ties.cuts_by_kind[self._family_kind])
+        if self._family_ends is None or self._family_ends[0] != cut:
+            self._family_ends = (cut, *active_ends(self._family_ids, self.ties.active, self.ties.src, self.ties.dst))
+        return self._family_ends[1], self._family_ends[2]
 
 
 def _no_effects(scenario: Scenario, n: int) -> EffectState:

@@ -52,10 +52,6 @@ class Ties:
     adjacency: sp.csr_matrix
     _pos: np.ndarray  # (2, E) int32 (int64 past 2**31 entries): each tie's two entries in adjacency.data
     _weight: np.ndarray | None = None  # per-tie weights, only for tie lists built with them
-    #: How many times :meth:`cut` has been called, and the ties of its last call (for callers that keep
-    #: something per active tie up to date: the engine's family ties).
-    cut_calls: int = 0
-    last_cut: np.ndarray | None = None
 
     @property
     def n_ties(self) -> int:
@@ -109,8 +105,6 @@ class Ties:
         self.cuts_by_kind[:] += np.bincount(self.kind[tie_ids], minlength=self.kind_weights.size)
         self.cut_day[tie_ids] = day
         self.active[tie_ids] = False
-        self.cut_calls += 1
-        self.last_cut = tie_ids
         zero_entries(self.adjacency, self._pos[0, tie_ids])
         zero_entries(self.adjacency, self._pos[1, tie_ids])
         if getattr(self, "_strength", None) is not None:
