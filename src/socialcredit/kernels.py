@@ -89,6 +89,7 @@ _packed_row_product = None
 _step_row = None
 _far_writes = None
 _spread_sort = None
+_first_above = None
 _defining = threading.Lock()
 
 
@@ -164,7 +165,7 @@ def _define() -> SimpleNamespace | None:
     """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
     if _switched_off():
         return None
-    global _prefetch, _row_product, _packed_row_product, _step_row, _far_writes, _spread_sort
+    global _prefetch, _row_product, _packed_row_product, _step_row, _far_writes, _spread_sort, _first_above
     try:
         from numba import njit, prange
 
@@ -173,7 +174,6 @@ def _define() -> SimpleNamespace | None:
         return None
     _prefetch = prefetch
     ahead, rows_ahead, fetch_min = PREFETCH_AHEAD, PREFETCH_ROWS_AHEAD, PREFETCH_MIN_CITIZENS
-    ahead_entries = ahead
     column_mask, code_shift = np.uint32(2**PACKED_INDEX_BITS - 1), np.uint32(PACKED_INDEX_BITS)
 
     @njit(cache=True, nogil=True, inline="always")
@@ -187,22 +187,17 @@ def _define() -> SimpleNamespace | None:
         return acc
 
     @njit(cache=True, nogil=True, inline="always")
-    def _packed_row_product(indptr, packed, table, x, i, last, fetch):  # pragma: no cover - compiled (binds the global)
+    def _packed_row_product(indptr, packed, table, x, i, fetch):  # pragma: no cover - compiled (binds the global)
         # _row_product on packed entries: the low PACKED_INDEX_BITS hold the column, the bits above the
         # weight's code in `table` (the same float64 as the float32 weight widened, so the same bits);
-        # prefetching only where `fetch` (a vector too large to stay in the core's cache). A row followed by
-        # `ahead` more words (PackedEntries keeps that many after its entries) reads the word to prefetch
-        # without bounding its position: one instruction less per entry, 8 % of a pass.
+        # prefetching only where `fetch`: a vector too large to stay in the core's cache, and the entries
+        # followed by `ahead` more words, as PackedEntries keeps them (the callers check), so the word to
+        # prefetch is read without bounding its position: one instruction less per entry, 8 % of a pass
         acc = 0.0
         lo, hi = indptr[i], indptr[i + 1]
-        if fetch and hi + ahead <= last + 1:
+        if fetch:
             for p in range(lo, hi):
                 _prefetch(x, packed[p + ahead] & column_mask)
-                entry = packed[p]
-                acc += table[entry >> code_shift] * x[entry & column_mask]
-        elif fetch:
-            for p in range(lo, hi):
-                _prefetch(x, packed[min(p + ahead, last)] & column_mask)
                 entry = packed[p]
                 acc += table[entry >> code_shift] * x[entry & column_mask]
         else:
@@ -251,13 +246,12 @@ def _define() -> SimpleNamespace | None:
     def packed_pair_products(indptr, packed, table, pair, x_out, y_out):  # pragma: no cover - compiled
         # pair_products on packed entries (the solver's): the same sums, 4 bytes an entry instead of 8
         n = indptr.size - 1
-        last = packed.size - 1
-        fetch = n >= fetch_min
+        fetch = n >= fetch_min and packed.size >= np.int64(indptr[n]) + ahead  # as in _packed_row_product
         for i in prange(n):
             first = 0.0
             second = 0.0
             lo, hi = indptr[i], indptr[i + 1]
-            if fetch and hi + ahead <= last + 1:  # followed by `ahead` words, as in _packed_row_product
+            if fetch:
                 for p in range(lo, hi):
                     _prefetch(pair, 2 * np.int64(packed[p + ahead] & column_mask))
                     entry = packed[p]
@@ -266,8 +260,6 @@ def _define() -> SimpleNamespace | None:
                     second += weight * pair[j, 1]
             else:
                 for p in range(lo, hi):
-                    if fetch:
-                        _prefetch(pair, 2 * np.int64(packed[min(p + ahead, last)] & column_mask))
                     entry = packed[p]
                     weight, j = table[entry >> code_shift], entry & column_mask
                     first += weight * pair[j, 0]
@@ -338,8 +330,8 @@ def _define() -> SimpleNamespace | None:
         # bits; `product` (A start) stands in for the first pass where it has rows. spare: 3 buffers.
         # The matrix comes as packed entries (pack_entries): 4 bytes an entry instead of 8.
         n = start.size
-        last = packed.size - 1
-        fetch = n >= fetch_min
+        # prefetching where the vector outgrows the core's cache and the entries are followed by `ahead` words
+        fetch = n >= fetch_min and packed.size >= np.int64(indptr[n]) + ahead
         previous, current, following = start, start, spare[0]
         omega = 1.0
         for iteration in range(1, 10_000):
@@ -350,7 +342,7 @@ def _define() -> SimpleNamespace | None:
                                                 following))
             else:
                 for i in prange(n):
-                    acc = _packed_row_product(indptr, packed, table, current, i, last, fetch)
+                    acc = _packed_row_product(indptr, packed, table, current, i, fetch)
                     worst = max(worst, _step_row(i, acc, current, previous, base, coef, omega, jacobi, following))
             if worst < bound:
                 return iteration, jacobi
@@ -794,10 +786,21 @@ def _define() -> SimpleNamespace | None:
         e = kind.size
         last = order.size - 1
         for p in prange(order.size):
-            ahead = order[min(p + ahead_entries, last)]
-            _prefetch(kind, ahead - e if ahead >= e else ahead)
+            later = order[min(p + ahead, last)]
+            _prefetch(kind, later - e if later >= e else later)
             k = order[p]
             out[p] = weights[kind[k - e if k >= e else k]]
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _first_above(cumulative, v, a, b):  # pragma: no cover - compiled (binds the global)
+        # the first index in a..b whose value exceeds v, where that index is known to lie in a..b
+        while a < b:
+            half = (a + b) >> 1
+            if cumulative[half] <= v:
+                a = half + 1
+            else:
+                b = half
+        return a
 
     @njit(cache=True, nogil=True)
     def search_ascending(cumulative, needles, out):  # pragma: no cover - compiled
@@ -814,14 +817,7 @@ def _define() -> SimpleNamespace | None:
                     lo = hi
                     step *= 2
                     hi = lo + step
-                a, b = lo + 1, min(hi, n)  # cumulative[lo] <= v; the answer is in a..b
-                while a < b:
-                    m = (a + b) >> 1
-                    if cumulative[m] <= v:
-                        a = m + 1
-                    else:
-                        b = m
-                lo = a
+                lo = _first_above(cumulative, v, lo + 1, min(hi, n))  # cumulative[lo] <= v
             out[t] = lo
 
     @njit(cache=True, nogil=True)
@@ -860,14 +856,7 @@ def _define() -> SimpleNamespace | None:
                 _prefetch(cumulative, min(ahead + 8, last))
             v = needles[t]
             g = min(max(np.int64(v * scale), 0), top)
-            a, b = starts[g], starts[g + 1]
-            while a < b:
-                half = (a + b) >> 1
-                if cumulative[half] <= v:
-                    a = half + 1
-                else:
-                    b = half
-            out[t] = a
+            out[t] = _first_above(cumulative, v, starts[g], starts[g + 1])
 
     @njit(cache=True, nogil=True, inline="always")
     def _spread_sort(values, low, scale, out, counts):  # pragma: no cover - compiled (binds the global)
