@@ -108,6 +108,20 @@ def test_disparate_impact(ref, ref_audit):
     assert rows["dissident"]["flagged"] and not rows["urban"]["flagged"] and not rows["rural"]["flagged"]
 
 
+def test_disparate_impact_counts_give_fairlearns_rates_per_citizen_bit_for_bit(ref, ref_audit):
+    """The audit hands Fairlearn weighted counts; one row per citizen gives the same floats."""
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    citizens = _table(ref, "citizens")
+    favourable = (~citizens["blacklisted"].to_numpy(bool)).astype(int)
+    names = citizens["group"].astype(str).to_numpy(object)
+    per_citizen = MetricFrame(metrics=selection_rate, y_true=favourable, y_pred=favourable,
+                              sensitive_features=names).by_group.to_dict()
+    rows = {r["group"]: r["favourable_rate"] for r in ref_audit["disparate_impact"]["groups"]}
+    assert rows == per_citizen
+    assert ref_audit["disparate_impact"]["reference_group"] == max(per_citizen, key=per_citizen.get)
+
+
 # ---------------------------------------------------------------------------
 # (c), (d) isolation
 # ---------------------------------------------------------------------------
@@ -152,6 +166,31 @@ def test_largest_component_on_a_small_graph_that_splits():
     dst = np.array([1, 2, 3, 4, 5, 7])
     cut = np.array([-1, -1, 6, -1, 13, -1])  # 2-3 cut on day 6, 4-5 on day 13
     assert largest_component_sizes(src, dst, cut, [6, 13, 20], 9) == [6, 3, 3, 3]
+
+
+def test_largest_component_compiled_and_in_python_agree_with_networkx(monkeypatch):
+    """The compiled union-find and the Python one give networkx's sizes, step by step, on a random city
+    whose ties are also cut on days that are no step's (those are never added back)."""
+    from socialcredit import kernels
+    from socialcredit.audit import largest_component_sizes
+
+    rng = np.random.default_rng(11)
+    n, m = 400, 700
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    cut = np.where(rng.random(m) < 0.6, rng.integers(0, 40, m), -1)
+    days = [3, 9, 10, 17, 30]
+    want = []
+    for before in [-1, *days]:
+        g = nx.Graph()
+        g.add_nodes_from(range(n))
+        alive = (cut < 0) | ((cut > before) & np.isin(cut, days)) if before >= 0 else (cut < 0) | np.isin(cut, days)
+        g.add_edges_from(zip(src[alive].tolist(), dst[alive].tolist()))
+        want.append(max(len(c) for c in nx.connected_components(g)))
+    assert kernels.load()
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
+    compiled = largest_component_sizes(src, dst, cut, days, n)
+    monkeypatch.setattr(kernels, "_fast", lambda size: None)
+    assert largest_component_sizes(src, dst, cut, days, n) == compiled == want
 
 
 def test_isolation_figures(ref, ref_audit):

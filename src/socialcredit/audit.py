@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .kernels import row_sums
+from .kernels import prepare as prepare_kernels
+from .kernels import row_sums, union_ties
 from .replay import adjacency_at, run_scenario
 from .rng import stream
 from .runfolder import read_manifest
@@ -44,6 +45,7 @@ def audit(run: str | Path, baseline: str | Path | None = None, spillover_sample:
     """
     path = Path(run)
     manifest = read_manifest(path)
+    prepare_kernels(manifest["citizens"])  # a large city's replay needs them: Numba's import overlaps the reading
     sc = run_scenario(path)
     citizens = pq.read_table(path / "citizens.parquet")
     records = pq.read_table(path / "records.parquet")
@@ -124,13 +126,23 @@ def disparate_impact(sc: Scenario, group: np.ndarray, blacklisted: np.ndarray) -
 
     The favourable outcome is *not* being blacklisted; a group whose rate of
     it falls below 0.8 times the best-off group's is flagged. Rates come from
-    Fairlearn's ``MetricFrame`` with ``selection_rate``.
+    Fairlearn's ``MetricFrame`` with ``selection_rate``, given the citizens as
+    counts: one row per group and outcome that occurs, weighted by how many
+    citizens have it. The rates are the same bits as from one row per citizen
+    (``selection_rate`` divides the weighted count of the favourable outcome by
+    the total weight, integers either way), at a cost that no longer grows with
+    the city: Fairlearn stacks each row's values one by one, about 2 s for
+    590,000 citizens.
     """
     from fairlearn.metrics import MetricFrame, selection_rate
 
-    names = np.array(sc.group_names, dtype=object)[group]
-    favourable = (~blacklisted).astype(int)
-    frame = MetricFrame(metrics=selection_rate, y_true=favourable, y_pred=favourable, sensitive_features=names)
+    favourable = (~blacklisted).astype(np.int64)
+    counts = np.bincount(group * 2 + favourable, minlength=2 * len(sc.group_names))
+    cells = np.flatnonzero(counts)
+    cell_group, cell_outcome = np.divmod(cells, 2)
+    names = np.array(sc.group_names, dtype=object)[cell_group]
+    frame = MetricFrame(metrics=selection_rate, y_true=cell_outcome, y_pred=cell_outcome, sensitive_features=names,
+                        sample_params={"sample_weight": counts[cells]})
     rates = frame.by_group.to_dict()
     present = {g: r for g, r in rates.items()}
     reference = max(present, key=present.get) if present else None
@@ -246,7 +258,8 @@ def largest_component_sizes(src: np.ndarray, dst: np.ndarray, cut_day: np.ndarra
 
     Ties are only ever cut, so the graph is replayed backwards: start from the
     ties never cut and add back each step's cuts with a union-find (scipy's
-    ``connected_components`` seeds it), one pass over the ties in all.
+    ``connected_components`` seeds it), one pass over the ties in all, compiled
+    where the kernels run (``kernels.union_ties``).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -260,23 +273,25 @@ def largest_component_sizes(src: np.ndarray, dst: np.ndarray, cut_day: np.ndarra
     size = np.zeros(n, dtype=np.int64)
     size[rep] = np.bincount(labels, minlength=count)
     best = int(size.max()) if n else 0
-    out = [best]
     order = np.argsort(-cut_day, kind="stable")
-    cut_sorted = cut_day[order]
-    pos = 0
-    # days after each step, latest first: ties cut on that day are active before it
-    for day in reversed(days):
-        while pos < order.size and cut_sorted[pos] > day:
-            pos += 1  # (cut after a later day: already added)
-        start = pos
-        while pos < order.size and cut_sorted[pos] == day:
-            pos += 1
-        best = _union_all(parent, size, src[order[start:pos]], dst[order[start:pos]], best)
-        out.append(best)
-    return out[::-1]  # before any cut, then after each step's cuts
+    # days after each step, latest first: the ties cut on a day are active before it (a tie cut on a day
+    # that is not a step's is never added back)
+    later_first = -cut_day[order]
+    descending = -np.asarray(days[::-1], dtype=np.int64)
+    ends = np.searchsorted(later_first, descending, side="right")
+    starts = np.maximum(np.searchsorted(later_first, descending, side="left"), np.concatenate([[0], ends[:-1]]))
+    a, b = src[order].astype(np.int64), dst[order].astype(np.int64)
+    after = union_ties(parent, size, a, b, starts, ends, best)
+    if after is None:
+        after, largest = [], best
+        for first, last in zip(starts.tolist(), ends.tolist()):
+            largest = _union_all(parent, size, a[first:last], b[first:last], largest)
+            after.append(largest)
+    return [int(x) for x in [best, *after][::-1]]  # before any cut, then after each step's cuts
 
 
 def _union_all(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray, best: int) -> int:
+    """Join the sets of each tie's ends (union by size, paths compressed); the largest set's size after."""
     for u, v in zip(a.tolist(), b.tolist()):
         ru, rv = _find(parent, u), _find(parent, v)
         if ru != rv:

@@ -968,6 +968,36 @@ def _define() -> SimpleNamespace | None:
         # Numba's np.median: a selection on a copy, the middle two of an even count averaged as (a + b) / 2
         return np.median(values)
 
+    @njit(cache=True, nogil=True)
+    def union_ties(parent, size, a, b, starts, ends, best, out):  # pragma: no cover - compiled
+        # audit._union_all over each stretch starts[s]:ends[s] of the ties in turn: each tie joins its ends'
+        # sets (the larger keeps its root), both paths compressed as audit._find compresses them;
+        # out[s] is the largest set's size after stretch s
+        for s in range(starts.size):
+            for t in range(starts[s], ends[s]):
+                ru = np.int64(0)
+                rv = np.int64(0)
+                for side in range(2):
+                    x = np.int64(a[t]) if side == 0 else np.int64(b[t])
+                    root = x
+                    while parent[root] != root:
+                        root = parent[root]
+                    while parent[x] != root:
+                        following = parent[x]
+                        parent[x] = root
+                        x = following
+                    if side == 0:
+                        ru = root
+                    else:
+                        rv = root
+                if ru != rv:
+                    if size[ru] < size[rv]:
+                        ru, rv = rv, ru
+                    parent[rv] = ru
+                    size[ru] += size[rv]
+                    best = max(best, size[ru])
+            out[s] = best
+
     return SimpleNamespace(median=median, spill_over=spill_over, active_ends=active_ends, coupling_terms=coupling_terms,
                            add_where=add_where, own_points=own_points, tie_entries=tie_entries, invert=invert,
                            side_by_side=side_by_side, pair_products=pair_products, packed_pair_products=packed_pair_products,
@@ -981,7 +1011,8 @@ def _define() -> SimpleNamespace | None:
                            counting_sort=counting_sort, far_products=far_products, far_sums=far_sums,
                            chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
                            far_layout=far_layout, near_first=near_first, solve=solve, weight_codes=weight_codes,
-                           pack_entries=pack_entries, zero_packed=zero_packed, seed_state=seed_state)
+                           pack_entries=pack_entries, zero_packed=zero_packed, seed_state=seed_state,
+                           union_ties=union_ties)
 
 
 def load() -> bool:
@@ -1727,6 +1758,23 @@ def median(values: np.ndarray) -> float | None:
     """
     k = _fast_per_citizen(values.size)
     return None if k is None else float(k.median(np.ascontiguousarray(values)))
+
+
+def union_ties(parent: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray, starts: np.ndarray,
+               ends: np.ndarray, best: int) -> np.ndarray | None:
+    """Join the sets of each tie's two ends, stretch by stretch; the largest set's size after each stretch.
+
+    ``audit._union_all`` on ``a[starts[s]:ends[s]]``, ``b[...]`` for each ``s``
+    in turn, compiled: the same parents and sizes afterwards (union by size,
+    paths compressed). None where the kernels do not run for this many ties.
+    A year of Rongcheng's cut ties (1.2 million) took 1.3 s in Python.
+    """
+    k = _fast(a.size)
+    if k is None:
+        return None
+    out = np.empty(starts.size, dtype=np.int64)
+    k.union_ties(parent, size, a, b, starts.astype(np.int64), ends.astype(np.int64), np.int64(best), out)
+    return out
 
 
 def compiled() -> bool:

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from .errors import ScenarioError
 from .kernels import (active_entries_of_rows, cut_and_fear, entry_weights, inverse_permutation, mark_neighbours,
                       near_first, per_entry, ring_ties, row_sums, row_sums_of, sort_spread, split_keys, splits,
-                      tie_entries, weight_dtype, zero_entries)
+                      take, tie_entries, weight_dtype, zero_entries)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -197,7 +197,7 @@ def _wrap(src: np.ndarray, dst: np.ndarray, kind: np.ndarray, kind_weights: np.n
     else:
         weight = np.asarray(weight, dtype=np.float64)
         stored = weight.astype(weight_dtype(weight, 2 * src.shape[0]))
-        adjacency, pos = _csr(src, dst, lambda order: np.concatenate([stored, stored])[order], n)
+        adjacency, pos = _csr(src, dst, lambda order: take(np.concatenate([stored, stored]), order), n)
     return Ties(src=src, dst=dst, kind=kind, kind_weights=kind_weights,
                 cut_day=np.full(src.shape[0], -1, dtype=np.int32), adjacency=adjacency, _pos=pos, _weight=weight)
 
