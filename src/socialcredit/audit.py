@@ -273,7 +273,8 @@ def largest_component_sizes(src: np.ndarray, dst: np.ndarray, cut_day: np.ndarra
     size = np.zeros(n, dtype=np.int64)
     size[rep] = np.bincount(labels, minlength=count)
     best = int(size.max()) if n else 0
-    order = np.argsort(-cut_day, kind="stable")
+    cut = np.flatnonzero(~never)
+    order = cut[np.argsort(-cut_day[cut], kind="stable")]  # the cut ties, latest cut first
     # days after each step, latest first: the ties cut on a day are active before it (a tie cut on a day
     # that is not a step's is never added back)
     later_first = -cut_day[order]
