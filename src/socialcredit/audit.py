@@ -280,6 +280,7 @@ def largest_component_sizes(src: np.ndarray, dst: np.ndarray, cut_day: np.ndarra
     later_first = -cut_day[order]
     descending = -np.asarray(days[::-1], dtype=np.int64)
     ends = np.searchsorted(later_first, descending, side="right")
+    # a day given twice adds its ties once: the second stretch starts where the first ended (and is empty)
     starts = np.maximum(np.searchsorted(later_first, descending, side="left"), np.concatenate([[0], ends[:-1]]))
     a, b = src[order].astype(np.int64), dst[order].astype(np.int64)
     after = union_ties(parent, size, a, b, starts, ends, best)

@@ -90,6 +90,7 @@ _step_row = None
 _far_writes = None
 _spread_sort = None
 _first_above = None
+_root = None
 _defining = threading.Lock()
 
 
@@ -165,7 +166,7 @@ def _define() -> SimpleNamespace | None:
     """Import Numba and define every kernel (each compiled, or loaded from Numba's cache, on first call)."""
     if _switched_off():
         return None
-    global _prefetch, _row_product, _packed_row_product, _step_row, _far_writes, _spread_sort, _first_above
+    global _prefetch, _row_product, _packed_row_product, _step_row, _far_writes, _spread_sort, _first_above, _root
     try:
         from numba import njit, prange
 
@@ -968,28 +969,25 @@ def _define() -> SimpleNamespace | None:
         # Numba's np.median: a selection on a copy, the middle two of an even count averaged as (a + b) / 2
         return np.median(values)
 
+    @njit(cache=True, nogil=True, inline="always")
+    def _root(parent, x):  # pragma: no cover - compiled (binds the global)
+        # audit._find: the root of x's set, every node on the way pointed at it
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            following = parent[x]
+            parent[x] = root
+            x = following
+        return root
+
     @njit(cache=True, nogil=True)
     def union_ties(parent, size, a, b, starts, ends, best, out):  # pragma: no cover - compiled
         # audit._union_all over each stretch starts[s]:ends[s] of the ties in turn: each tie joins its ends'
-        # sets (the larger keeps its root), both paths compressed as audit._find compresses them;
-        # out[s] is the largest set's size after stretch s
+        # sets (the larger keeps its root); out[s] is the largest set's size after stretch s
         for s in range(starts.size):
             for t in range(starts[s], ends[s]):
-                ru = np.int64(0)
-                rv = np.int64(0)
-                for side in range(2):
-                    x = np.int64(a[t]) if side == 0 else np.int64(b[t])
-                    root = x
-                    while parent[root] != root:
-                        root = parent[root]
-                    while parent[x] != root:
-                        following = parent[x]
-                        parent[x] = root
-                        x = following
-                    if side == 0:
-                        ru = root
-                    else:
-                        rv = root
+                ru, rv = _root(parent, np.int64(a[t])), _root(parent, np.int64(b[t]))
                 if ru != rv:
                     if size[ru] < size[rv]:
                         ru, rv = rv, ru
