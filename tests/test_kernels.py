@@ -767,19 +767,37 @@ def _kind_weighted_city(n: int, seed: int, weights=(2.0, 1.0, 0.5)) -> sp.csr_ma
     return (a + a.T).tocsr()
 
 
-def test_packed_entries_hold_each_column_and_weight():
-    """Each packed word decodes to its entry's column and weight; a cut tie's code is 0, whose weight is 0."""
+def test_packed_entries_hold_each_column_and_weight(monkeypatch):
+    """Each packed word decodes to its entry's column and weight; a cut tie is the word 0 (weight 0, column 0).
+
+    Ties cut before the entries are packed and ties cut after both end as 0, and the solve on the packed
+    entries gives the bits of the plain path's products on the matrix (whose cut entries keep their columns).
+    """
+    from socialcredit import scoring
+    from socialcredit.scenario import Coupling
     assert kernels.load()
+    monkeypatch.setattr(kernels, "REUSE_LOADED", True)
     a = _kind_weighted_city(5_000, 3)
-    kernels.zero_entries(a, np.array([0, 7, 11]))
+    kernels.zero_entries(a, np.array([0, 7, 11]))  # before packing
     packed = kernels.packed_entries(a, kernels._compile())
+    kernels.zero_entries(a, np.array([3, 500, a.nnz - 1]))  # after
     assert packed.entries.size == a.nnz + kernels.PREFETCH_AHEAD and not packed.entries[a.nnz:].any()  # zeros after
     columns = packed.entries[:a.nnz] & np.uint32(2**kernels.PACKED_INDEX_BITS - 1)
     codes = packed.entries[:a.nnz] >> np.uint32(kernels.PACKED_INDEX_BITS)
-    np.testing.assert_array_equal(columns, a.indices)
+    cut = np.array([0, 3, 7, 11, 500, a.nnz - 1])
+    assert (packed.entries[cut] == 0).all() and packed.table[0] == 0.0
+    kept = a.data != 0
+    assert kept.sum() == a.nnz - cut.size and (codes[kept] > 0).all()
+    np.testing.assert_array_equal(columns[kept], a.indices[kept])
     np.testing.assert_array_equal(packed.table[codes], a.data.astype(np.float64))
-    assert packed.table[0] == 0.0 and (codes[[0, 7, 11]] == 0).all()
     assert kernels.packed_entries(a, kernels._compile()) is packed  # built once
+    points = np.random.default_rng(2).random(5_000) * 1200
+    assert kernels.chebyshev_solve(a, points, points, points, 0.25, 1.0, None) is not None  # the packed solve runs
+    score, iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    monkeypatch.setattr(kernels, "_compile", lambda: None)
+    plain, plain_iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    np.testing.assert_array_equal(score, plain)
+    assert iterations == plain_iterations
 
 
 def test_too_many_weights_do_not_pack_and_the_solve_still_agrees(monkeypatch):
