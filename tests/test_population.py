@@ -89,7 +89,7 @@ def test_select_and_groupby_against_pandas(reference):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 4096, 4097])
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 11, 4096, 4097, 100_000, 100_001])
 def test_median_is_numpys_median_bit_for_bit(size, compiled, monkeypatch):
     if compiled and not kernels.load():
         pytest.skip("numba unavailable")
@@ -98,7 +98,9 @@ def test_median_is_numpys_median_bit_for_bit(size, compiled, monkeypatch):
     for values in (rng.normal(1000, 30, size), np.round(rng.normal(1000, 3, size)),  # ties
                    np.where(rng.random(size) < 0.6, 1000.0, rng.normal(990, 40, size)),
                    rng.normal(0, 1, size) * 1e300, np.append(rng.random(size - 1), np.inf),
-                   np.append(np.zeros(size - 1), -0.0)):
+                   np.append(np.zeros(size - 1), -0.0), np.arange(size, dtype=np.float64),  # sorted
+                   np.arange(size, 0, -1, dtype=np.float64), np.full(size, 950.0),  # reversed, all equal
+                   np.sort(np.round(rng.normal(1000, 2, size)))[np.argsort(rng.random(size) < 0.5, kind="stable")]):
         expected = float(np.median(values)) + 0.0  # a median of zero is +0.0 on either path
         assert median(values) == expected
         assert median(values).hex() == expected.hex()
