@@ -767,14 +767,23 @@ def _kind_weighted_city(n: int, seed: int, weights=(2.0, 1.0, 0.5)) -> sp.csr_ma
     return (a + a.T).tocsr()
 
 
+def _assert_solve_is_the_plain_paths(a: sp.csr_matrix, points: np.ndarray, monkeypatch) -> None:
+    """The coupled score (kappa 0.5) as the kernels solve it equals, bit for bit and in iterations, the plain path's."""
+    from socialcredit import scoring
+    from socialcredit.scenario import Coupling
+    score, iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    monkeypatch.setattr(kernels, "_compile", lambda: None)
+    plain, plain_iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
+    np.testing.assert_array_equal(score, plain)
+    assert iterations == plain_iterations
+
+
 def test_packed_entries_hold_each_column_and_weight(monkeypatch):
     """Each packed word decodes to its entry's column and weight; a cut tie is the word 0 (weight 0, column 0).
 
     Ties cut before the entries are packed and ties cut after both end as 0, and the solve on the packed
     entries gives the bits of the plain path's products on the matrix (whose cut entries keep their columns).
     """
-    from socialcredit import scoring
-    from socialcredit.scenario import Coupling
     assert kernels.load()
     monkeypatch.setattr(kernels, "REUSE_LOADED", True)
     a = _kind_weighted_city(5_000, 3)
@@ -793,28 +802,18 @@ def test_packed_entries_hold_each_column_and_weight(monkeypatch):
     assert kernels.packed_entries(a, kernels._compile()) is packed  # built once
     points = np.random.default_rng(2).random(5_000) * 1200
     assert kernels.chebyshev_solve(a, points, points, points, 0.25, 1.0, None) is not None  # the packed solve runs
-    score, iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
-    monkeypatch.setattr(kernels, "_compile", lambda: None)
-    plain, plain_iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
-    np.testing.assert_array_equal(score, plain)
-    assert iterations == plain_iterations
+    _assert_solve_is_the_plain_paths(a, points, monkeypatch)
 
 
 def test_too_many_weights_do_not_pack_and_the_solve_still_agrees(monkeypatch):
     """More distinct weights than the codes tell apart: no packed entries, the step-by-step loop solves instead."""
-    from socialcredit import scoring
-    from socialcredit.scenario import Coupling
     assert kernels.load()
     monkeypatch.setattr(kernels, "REUSE_LOADED", True)
     a = _kind_weighted_city(3_000, 4, weights=tuple(0.25 * np.arange(1, kernels.PACKED_WEIGHTS + 1)))
     assert kernels.packed_entries(a, kernels._compile()) is None
     assert kernels.chebyshev_solve(a, np.ones(3_000), np.ones(3_000), np.ones(3_000), 0.25, 1e-3, None) is None
     points = np.random.default_rng(5).random(3_000) * 1200
-    score, iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
-    monkeypatch.setattr(kernels, "_compile", lambda: None)
-    plain, plain_iterations = scoring.coupled_score(points, a, Coupling(kappa=0.5))
-    np.testing.assert_array_equal(score, plain)
-    assert iterations == plain_iterations
+    _assert_solve_is_the_plain_paths(a, points, monkeypatch)
 
 
 def test_ties_cut_after_a_solve_reach_the_packed_entries(monkeypatch):
