@@ -903,3 +903,56 @@ def test_entry_weights_are_each_entrys_kind_weight_compiled_and_plain(monkeypatc
     np.testing.assert_array_equal(compiled, plain)
     np.testing.assert_array_equal(compiled[order == 5], weights[kind[5]])
     np.testing.assert_array_equal(compiled[order == e + 5], weights[kind[5]])
+
+
+def _both_paths(monkeypatch, call):
+    """``call()`` with the kernels (sizes at or above the threshold) and on the numpy path."""
+    compiled = call()
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+    plain = call()
+    monkeypatch.undo()
+    return compiled, plain
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_pair_keys_are_the_drawn_pairs_keys(monkeypatch, same):
+    rng = np.random.default_rng(21)
+    k, nb = kernels.PARALLEL_MIN_NNZ + 5, 1_000
+    i, j = rng.integers(0, nb, k), rng.integers(0, nb, k)  # about k / nb pairs of a citizen with herself
+    prior = np.sort(rng.integers(0, nb * nb, 100))
+    compiled, plain = _both_paths(monkeypatch, lambda: kernels.pair_keys(prior, i, j, nb, same))
+    if same:
+        keep = i != j
+        expected = np.minimum(i, j)[keep] * nb + np.maximum(i, j)[keep]
+        assert expected.size < k  # the test draws some pairs to drop
+    else:
+        expected = i * nb + j
+    for keys in (compiled, plain):
+        assert keys.dtype == np.int64
+        np.testing.assert_array_equal(keys, np.concatenate([prior, expected]))
+
+
+def test_distinct_is_numpy_unique_of_sorted_input(monkeypatch):
+    rng = np.random.default_rng(22)
+    big = np.sort(rng.integers(0, kernels.PARALLEL_MIN_NNZ // 3, kernels.PARALLEL_MIN_NNZ))
+    for keys in (big, np.full(kernels.PARALLEL_MIN_NNZ, 7), np.arange(kernels.PARALLEL_MIN_NNZ)):
+        compiled, plain = _both_paths(monkeypatch, lambda keys=keys: kernels.distinct(keys))
+        np.testing.assert_array_equal(compiled, np.unique(keys))
+        np.testing.assert_array_equal(plain, np.unique(keys))
+    kernels.load()
+    for keys in (np.empty(0, np.int64), np.array([5]), np.array([1, 1, 2, 2, 2, 9])):
+        kernels.REUSE_LOADED = True  # small arrays through the loaded kernels too
+        np.testing.assert_array_equal(kernels.distinct(keys), np.unique(keys))
+
+
+@pytest.mark.parametrize("shares", [[0.15, 0.45, 0.4], [1.0, 2.0, 3.0], [0.3, 0.7], [0.1] * 10])
+def test_categories_are_numpy_choice(monkeypatch, shares):
+    from socialcredit.rng import stream
+
+    shares = np.array(shares)
+    size = kernels.PARALLEL_MIN_NNZ + 3
+    expected = stream(3, "tie_kinds").choice(shares.size, size=size, p=shares / shares.sum()).astype(np.int8)
+    compiled, plain = _both_paths(monkeypatch, lambda: kernels.categories(shares, stream(3, "tie_kinds"), size))
+    np.testing.assert_array_equal(compiled, expected)
+    np.testing.assert_array_equal(plain, expected)
+    assert compiled.dtype == plain.dtype == np.int8

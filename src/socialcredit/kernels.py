@@ -128,7 +128,8 @@ def prepare(citizens: int) -> None:
 _SPLIT_ONLY = frozenset({"matvec_split", "chebyshev_split", "far_products", "far_sums", "far_count", "far_layout",
                          "near_first", "invert"})
 #: The kernels the build calls: loaded first, since the build needs them first.
-_BUILD = ("tie_entries", "ring_ties", "counting_sort", "split_keys", "scatter_per_tie")
+_BUILD = ("pair_keys", "spread_sort_parallel", "distinct", "split_keys", "categories", "tie_entries", "ring_ties",
+          "counting_sort", "scatter_per_tie")
 
 
 def _prepare(citizens: int) -> None:
@@ -728,6 +729,51 @@ def _define() -> SimpleNamespace | None:
             lo[i] = q
             hi[i] = keys[i] - q * n
 
+    @njit(cache=True, nogil=True)
+    def pair_keys(prior, i, j, nb, same):  # pragma: no cover - compiled
+        # prior, then the key i * nb + j of each drawn pair (for `same`, the pair's smaller end first and
+        # pairs of one citizen dropped): one pass and one array, where numpy made seven temporaries
+        kept = i.size
+        if same:
+            for t in range(i.size):
+                kept -= i[t] == j[t]
+        out = np.empty(prior.size + kept, np.int64)
+        out[:prior.size] = prior
+        w = prior.size
+        for t in range(i.size):
+            a, b = i[t], j[t]
+            if same:
+                if a == b:
+                    continue
+                if b < a:
+                    a, b = b, a
+            out[w] = a * nb + b
+            w += 1
+        return out
+
+    @njit(cache=True, nogil=True)
+    def categories(cdf, uniforms, out):  # pragma: no cover - compiled
+        # each uniform's category: how many of the cumulative shares are at or below it
+        for t in range(uniforms.size):
+            c = 0
+            for b in range(cdf.size):
+                c += cdf[b] <= uniforms[t]
+            out[t] = c
+
+    @njit(cache=True, nogil=True)
+    def distinct(keys):  # pragma: no cover - compiled
+        # the distinct values of a sorted array, in order
+        kept = min(keys.size, 1)
+        for t in range(1, keys.size):
+            kept += keys[t] != keys[t - 1]
+        out = np.empty(kept, keys.dtype)
+        w = 0
+        for t in range(keys.size):
+            if t == 0 or keys[t] != keys[t - 1]:
+                out[w] = keys[t]
+                w += 1
+        return out
+
     @njit(parallel=True, cache=True, nogil=True)
     def grades_and_lists(score, points_true, points, mins, black_grade, red_grade, serious_blacklists,
                          serious_true, serious_false, tracked, named_grades, grade, black, red, cause,
@@ -1054,7 +1100,8 @@ def _define() -> SimpleNamespace | None:
                            chebyshev_split=chebyshev_split, matvec_split=matvec_split, far_count=far_count,
                            far_layout=far_layout, near_first=near_first, solve=solve, weight_codes=weight_codes,
                            pack_entries=pack_entries, zero_packed=zero_packed, seed_state=seed_state,
-                           union_ties=union_ties)
+                           union_ties=union_ties, pair_keys=pair_keys, distinct=distinct,
+                           categories=categories)
 
 
 def load() -> bool:
@@ -1528,6 +1575,51 @@ def ring_ties(rewired: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.n
     keys = np.minimum(start, end) * n + np.maximum(start, end)
     del start, end
     return (keys, *ends(rewired))
+
+
+def pair_keys(prior: np.ndarray, i: np.ndarray, j: np.ndarray, nb: int, same: bool) -> np.ndarray:
+    """``prior`` followed by the key ``i * nb + j`` of each drawn pair (int64).
+
+    For ``same`` (both ends drawn from one group), a pair's key puts its smaller
+    end first, ``min * nb + max``, and pairs of a citizen with herself are
+    dropped. Compiled, one pass writes the one array that numpy's masks, minima,
+    maxima and sums made in seven.
+    """
+    k = _fast(i.size)
+    if k is not None:
+        return k.pair_keys(prior, i, j, np.int64(nb), bool(same))
+    if same:
+        keep = i != j
+        i, j = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    return np.concatenate([prior, i * nb + j])
+
+
+def categories(shares: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``rng.choice(shares.size, size, p=shares / shares.sum())`` as int8, the same draws and the same categories.
+
+    numpy's ``choice`` draws one uniform per item and finds it among the
+    normalised cumulative shares (``searchsorted``, side right); so does this,
+    the finding compiled where it pays (Rongcheng's 5.9 million tie kinds: numpy's
+    search and cast to int8 took 86 ms).
+    """
+    p = np.asarray(shares, dtype=np.float64)
+    cdf = (p / p.sum()).cumsum()
+    cdf /= cdf[-1]
+    uniforms = rng.random(size)
+    k = _fast(size)
+    if k is None:
+        return np.searchsorted(cdf, uniforms, side="right").astype(np.int8)
+    out = np.empty(size, np.int8)
+    k.categories(cdf, uniforms, out)
+    return out
+
+
+def distinct(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array, in order (``np.unique`` of sorted input, without its sort)."""
+    k = _fast(keys.size)
+    if k is not None:
+        return k.distinct(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if keys.size else keys.copy()
 
 
 def split_keys(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ScenarioError
-from .kernels import (active_entries_of_rows, cut_and_fear, entry_weights, inverse_permutation, mark_neighbours,
-                      near_first, per_entry, ring_ties, row_sums, row_sums_of, sort_spread, split_keys, splits,
-                      take, tie_entries, weight_dtype, zero_entries)
+from .kernels import (active_entries_of_rows, categories, cut_and_fear, distinct, entry_weights, inverse_permutation,
+                      mark_neighbours, near_first, pair_keys, per_entry, ring_ties, row_sums, row_sums_of, sort_spread,
+                      split_keys, splits, take, tie_entries, weight_dtype, zero_entries)
 from .population import Population
 from .rng import stream, uniform_of_keys
 from .scenario import Network
@@ -177,7 +177,7 @@ def build_ties(spec: Network, population: Population, seed: int) -> Ties:
     if shares.size == 1:  # what the draw would give, without drawing a uniform per tie
         kind = np.zeros(src.shape[0], dtype=np.int8)
     else:
-        kind = stream(seed, "tie_kinds").choice(len(shares), size=src.shape[0], p=shares / shares.sum()).astype(np.int8)
+        kind = categories(shares, stream(seed, "tie_kinds"), src.shape[0])  # rng.choice's draws, found faster
     return _wrap(src, dst, kind, np.array([k.weight for k in spec.kinds], dtype=np.float64), n)
 
 
@@ -254,8 +254,7 @@ def stochastic_block_model(sizes: np.ndarray, k_in: float, k_out: float,
         p = min(1.0, k_in / (ng - 1))
         m = rng.binomial(ng * (ng - 1) // 2, p)
         keys = _sample_pairs(m, ng, ng, rng, same=True)
-        parts_src.append(starts[g] + keys // ng)
-        parts_dst.append(starts[g] + keys % ng)
+        _append_ends(parts_src, parts_dst, keys, ng, starts[g], starts[g])
     p_out = min(1.0, k_out / n)
     for g in range(len(sizes)):
         for h in range(g + 1, len(sizes)):
@@ -263,9 +262,18 @@ def stochastic_block_model(sizes: np.ndarray, k_in: float, k_out: float,
                 continue
             m = rng.binomial(sizes[g] * sizes[h], p_out)
             keys = _sample_pairs(m, sizes[g], sizes[h], rng, same=False)
-            parts_src.append(starts[g] + keys // sizes[h])
-            parts_dst.append(starts[h] + keys % sizes[h])
+            _append_ends(parts_src, parts_dst, keys, sizes[h], starts[g], starts[h])
     return _finish(parts_src, parts_dst)
+
+
+def _append_ends(parts_src: list[np.ndarray], parts_dst: list[np.ndarray], keys: np.ndarray, nb: int,
+                 first_a: int, first_b: int) -> None:
+    """The two ends of pair keys ``i * nb + j``, as citizen ids from ``first_a`` and ``first_b`` (int32)."""
+    lo, hi = split_keys(keys, nb)
+    lo += np.int32(first_a)
+    hi += np.int32(first_b)
+    parts_src.append(lo)
+    parts_dst.append(hi)
 
 
 def _sample_pairs(m: int, na: int, nb: int, rng: np.random.Generator, same: bool) -> np.ndarray:
@@ -276,10 +284,7 @@ def _sample_pairs(m: int, na: int, nb: int, rng: np.random.Generator, same: bool
         k += k // 20 + 16
         i = rng.integers(0, na, size=k, dtype=np.int64)
         j = rng.integers(0, nb, size=k, dtype=np.int64)
-        if same:
-            keep = i != j
-            i, j = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
-        keys = _sorted_unique(np.concatenate([keys, i * nb + j]), spread=na * nb)
+        keys = _sorted_unique(pair_keys(keys, i, j, nb, same), spread=na * nb)
     if keys.size > m:
         drop = rng.choice(keys.size, size=keys.size - m, replace=False)
         keys = np.delete(keys, drop)
@@ -470,15 +475,12 @@ def _sorted_unique(keys: np.ndarray, kind: str = "quicksort", spread: int | None
     ``kind="stable"`` suits keys made of a few sorted runs (timsort merges them);
     ``spread``, keys drawn evenly from ``[0, spread)`` (``kernels.sort_spread``).
     """
-    keys = np.sort(keys, kind=kind) if spread is None else sort_spread(keys, 0, spread)
-    if keys.size:
-        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
-    return keys
+    return distinct(np.sort(keys, kind=kind) if spread is None else sort_spread(keys, 0, spread))
 
 
 def _finish(parts_src: list[np.ndarray], parts_dst: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if not parts_src:
         return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
-    src = np.concatenate(parts_src).astype(np.int32)
-    dst = np.concatenate(parts_dst).astype(np.int32)
+    src = np.concatenate(parts_src).astype(np.int32, copy=False)
+    dst = np.concatenate(parts_dst).astype(np.int32, copy=False)
     return src, dst
