@@ -738,7 +738,10 @@ def _define() -> SimpleNamespace | None:
             for t in range(i.size):
                 kept -= i[t] == j[t]
         out = np.empty(prior.size + kept, np.int64)
-        out[:prior.size] = prior
+        # copied element by element: an array assigned to a slice compiles numpy's shape-mismatch message,
+        # and with it Numba's strings (3.5 s of a first run's compiling)
+        for t in range(prior.size):
+            out[t] = prior[t]
         w = prior.size
         for t in range(i.size):
             a, b = i[t], j[t]
