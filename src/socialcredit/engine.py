@@ -35,7 +35,7 @@ from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
 from .population import Population, build_population
 from .records import (BLOCK_DAYS, ActSampler, Candidates, Catalogue, Ledger, PointBook, draw_boost,
-                      draw_candidates, false_records)
+                      draw_candidates, false_records, stable_order)
 from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
 from .rng import keyed_base
 from .scenario import Scenario
@@ -314,7 +314,7 @@ class Engine:
             types = np.concatenate([types] + [np.full(e[2].size, e[1], dtype=np.int16) for e in extra])
             record_u = np.concatenate([record_u] + [e[3] for e in extra])
             day = np.concatenate([day] + [np.full(e[2].size, e[0], dtype=np.int32) for e in extra])
-            order = np.argsort(day.astype(np.int64) * n_types + types, kind="stable")
+            order = stable_order((day - first).astype(np.int64) * n_types + types, days * n_types)
             ids, types, record_u, day = ids[order], types[order], record_u[order], day[order]
         cells = (day - first).astype(np.int64) * n_types + types
         self.daily["acts"][first:last + 1] = np.bincount(cells, minlength=days * n_types).reshape(days, n_types)
@@ -329,7 +329,7 @@ class Engine:
         np.add.at(self.daily["false_records"], (day_f, types_f), 1)
         is_false = np.concatenate([np.zeros(ids.size, bool), np.ones(citizens_f.size, bool)])
         day = np.concatenate([day, day_f])
-        order = np.argsort(day.astype(np.int64) * 2 + is_false, kind="stable")  # by day, true records first
+        order = stable_order((day - first).astype(np.int64) * 2 + is_false, 2 * days)  # by day, true records first
         self._enter(np.concatenate([ids, citizens_f])[order], np.concatenate([types, types_f])[order], day[order],
                     is_false[order], np.concatenate([np.zeros(ids.size, bool), appealed_f])[order])
 
