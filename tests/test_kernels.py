@@ -64,6 +64,26 @@ def test_stable_row_order_equals_stable_argsort():
     np.testing.assert_array_equal(np.diff(indptr), np.bincount(rows, minlength=1000))
 
 
+@pytest.mark.parametrize("span", [1, 14, 256, 257, 5840, 2**16, 2**16 + 1])
+def test_stable_row_order_of_small_keys_on_both_paths(monkeypatch, span):
+    # the acts' day-and-type keys: compiled, a counting sort; on the numpy path, 8- or 16-bit keys by radix
+    keys = np.random.default_rng(span).integers(0, span, kernels.PARALLEL_MIN_NNZ + 3)
+    expected = np.argsort(keys, kind="stable")
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_NNZ", 10**15)
+    plain, _ = kernels.stable_row_order(keys, span)
+    monkeypatch.undo()
+    compiled, _ = kernels.stable_row_order(keys, span)
+    np.testing.assert_array_equal(plain, expected)
+    np.testing.assert_array_equal(compiled, expected)
+
+
+def test_stable_row_order_of_wide_keys_on_the_numpy_path():
+    keys = np.random.default_rng(9).integers(0, 2**20, 50_000)  # too wide for 16 bits: timsort on int64
+    order, indptr = kernels.stable_row_order(keys, 2**20)
+    np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+    assert indptr[-1] == keys.size
+
+
 def _large_matrix(seed: int, n: int = 40_000) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     nnz = kernels.PARALLEL_MIN_NNZ + 1000

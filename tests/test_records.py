@@ -239,10 +239,3 @@ def test_a_sampler_over_the_positive_rates_draws_what_the_full_vector_draws():
         np.testing.assert_array_equal(a, b)
         assert a.size > 0 and (rates[a] > 0).all()
 
-
-@pytest.mark.parametrize("span", [1, 14, 256, 257, 5840, 2**16, 2**16 + 1, 10**9])
-def test_stable_order_is_numpy_stable_argsort(span):
-    from socialcredit.records import stable_order
-
-    keys = np.random.default_rng(span).integers(0, span, 50_000)
-    np.testing.assert_array_equal(stable_order(keys, span), np.argsort(keys, kind="stable"))

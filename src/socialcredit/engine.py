@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .effects import EffectState, effect_conditions, evaluate_effects, shared_rows
-from .kernels import active_ends, add_ones, add_where, changed_rows, paired_products
+from .kernels import active_ends, add_ones, add_where, changed_rows, paired_products, stable_row_order
 from .kernels import prepare as prepare_kernels
 from .lists import CAUSE_NONE, ListRules, Listing, grades_and_lists
 from .metrics import DAILY_COUNTERS, step_row
 from .network import Ties, build_ties
 from .population import Population, build_population
 from .records import (BLOCK_DAYS, ActSampler, Candidates, Catalogue, Ledger, PointBook, draw_boost,
-                      draw_candidates, false_records, stable_order)
+                      draw_candidates, false_records)
 from .resources import LARGE_ARRAY_CITIZENS, keep_freed_memory
 from .rng import keyed_base
 from .scenario import Scenario
@@ -314,9 +314,10 @@ class Engine:
             types = np.concatenate([types] + [np.full(e[2].size, e[1], dtype=np.int16) for e in extra])
             record_u = np.concatenate([record_u] + [e[3] for e in extra])
             day = np.concatenate([day] + [np.full(e[2].size, e[0], dtype=np.int32) for e in extra])
-            order = stable_order((day - first).astype(np.int64) * n_types + types, days * n_types)
-            ids, types, record_u, day = ids[order], types[order], record_u[order], day[order]
-        cells = (day - first).astype(np.int64) * n_types + types
+        cells = (day - first).astype(np.int64) * n_types + types  # a day's cell of each act, type by type
+        if extra:  # in day-and-type order, each day's boost acts after its kept candidates
+            order, _ = stable_row_order(cells, days * n_types)
+            ids, types, record_u, day, cells = ids[order], types[order], record_u[order], day[order], cells[order]
         self.daily["acts"][first:last + 1] = np.bincount(cells, minlength=days * n_types).reshape(days, n_types)
         add_ones(self.acts_by_citizen, types, ids)
         recorded = record_u < self._record_probability(ids, types)
@@ -329,7 +330,8 @@ class Engine:
         np.add.at(self.daily["false_records"], (day_f, types_f), 1)
         is_false = np.concatenate([np.zeros(ids.size, bool), np.ones(citizens_f.size, bool)])
         day = np.concatenate([day, day_f])
-        order = stable_order((day - first).astype(np.int64) * 2 + is_false, 2 * days)  # by day, true records first
+        by_day = (day - first).astype(np.int64) * 2 + is_false  # by day, true records first
+        order, _ = stable_row_order(by_day, 2 * days)
         self._enter(np.concatenate([ids, citizens_f])[order], np.concatenate([types, types_f])[order], day[order],
                     is_false[order], np.concatenate([np.zeros(ids.size, bool), appealed_f])[order])
 

@@ -1777,14 +1777,19 @@ def search_ascending(cumulative: np.ndarray, needles: np.ndarray, guide: SearchG
 def stable_row_order(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable sort of entries by row (a counting sort), and the CSR row pointers.
 
-    Equal to ``np.argsort(rows, kind="stable")``, in linear time when compiled
-    (and then as int32 when that fits, to halve the buffer).
+    Equal to ``np.argsort(rows, kind="stable")`` for rows in ``[0, n)``, in linear
+    time when compiled (and then as int32 when that fits, to halve the buffer).
+    Any stable sort of small non-negative keys can use it (the acts sort their
+    day-and-type keys by it). Uncompiled, rows that fit in 8 or 16 bits are
+    sorted as such, which numpy does by radix sort in linear time (6-8 times
+    faster than timsort on the same keys as int64).
     """
     k = _fast(rows.size)
     if k is not None:
         order = np.empty(rows.size, dtype=np.int32 if rows.size < 2**31 else np.int64)
         return k.counting_sort(rows, n, order)
-    order = np.argsort(rows, kind="stable")
+    narrow = np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else None
+    order = np.argsort(rows if narrow is None else rows.astype(narrow), kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return order, indptr

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .kernels import search_ascending, search_guide, sort_spread
+from .kernels import search_ascending, search_guide, sort_spread, stable_row_order
 from .rng import name_key, stream
 from .scenario import Scenario
 from .scoring import to_milli
@@ -62,20 +62,6 @@ class Catalogue:
 
 #: Candidate acts and false records are drawn this many days at a time (one stream per block).
 BLOCK_DAYS = 7
-
-
-def stable_order(keys: np.ndarray, span: int) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` for integer keys in ``[0, span)``, the same order.
-
-    Keys that fit in 8 or 16 bits are sorted as such, which numpy does by radix
-    sort in linear time: 6-8 times faster on a week's candidate acts (82,000
-    keys of day and type) than timsort on the same keys as int64.
-    """
-    if span <= 2**8:
-        keys = keys.astype(np.uint8)
-    elif span <= 2**16:
-        keys = keys.astype(np.uint16)
-    return np.argsort(keys, kind="stable")
 
 
 class ActSampler:
@@ -147,7 +133,8 @@ def draw_candidates(samplers: list[ActSampler], type_keys: list[int], seed: int,
         offset = rng.integers(0, days, size=ids.size)
         parts.append((ids, np.full(ids.size, c, dtype=np.int16), offset, rng.random(ids.size), rng.random(ids.size)))
     citizen, rtype, offset, keep_u, record_u = (np.concatenate(col) for col in zip(*parts))
-    order = stable_order(offset * len(samplers) + rtype, days * len(samplers))  # day, then type; citizens stay ascending
+    # day, then type; citizens stay ascending
+    order, _ = stable_row_order(offset * len(samplers) + rtype, days * len(samplers))
     bounds = np.zeros(days + 1, dtype=np.int64)
     np.cumsum(np.bincount(offset, minlength=days), out=bounds[1:])
     return Candidates(first_day=first_day, citizen=citizen[order], rtype=rtype[order], keep_u=keep_u[order],
@@ -239,7 +226,7 @@ class PointBook:
             days = np.asarray(days, dtype=np.int64)
             inside = np.flatnonzero(days < self.days)
             if inside.size:
-                order = inside[stable_order(days[inside], self.days)]
+                order = inside[stable_row_order(days[inside], self.days)[0]]
                 self._pending.append((days[order], citizen[order], rtype[order], flags[order], sign))
 
     def advance(self, through_day: int) -> None:
@@ -322,5 +309,5 @@ def false_records(scenario: Scenario, catalogue: Catalogue, starts: np.ndarray, 
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=bool), empty
     day = np.concatenate(out_d)
-    order = stable_order(day - first_day, days)
+    order, _ = stable_row_order(day - first_day, days)
     return np.concatenate(out_c)[order], np.concatenate(out_t)[order], np.concatenate(out_a)[order], day[order]
